@@ -1,0 +1,42 @@
+// auth/directory.hpp — who the users are and where their mail lives.
+//
+// SECURITY  User names come from the network. canonical_username() is the only way a client-typed
+//           name becomes a lookup key; it refuses names that could escape the mail root or inject
+//           anything ("/", "..", NUL, control characters, whitespace, over-long names).
+// THREADS   lookup() may block (file or database); verify_password() is CPU-heavy (crypt, argon2).
+//           Both are called only from the worker pool.
+#pragma once
+
+#include <expected>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace buzon::auth {
+
+struct NameRules {
+  std::string default_domain;   // when set, "user" and "user@default_domain" are the same account
+  bool lowercase = true;        // user names are compared case-insensitively (folded to lower case)
+};
+
+// The name used as a directory key, or an error text suitable for the log.
+// Domains are always case-insensitive (lower-cased); local parts per `rules.lowercase`.
+std::expected<std::string, std::string> canonical_username(std::string_view typed, const NameRules& rules);
+
+struct User {
+  std::string name;       // canonical name as in the directory
+  std::string password;   // stored secret with its scheme prefix, e.g. "{SHA512-CRYPT}$6$..."
+  std::optional<unsigned> uid, gid;
+  std::string home;
+  std::string mail;       // explicit mail location from the entry (passwd-file extra field), may be empty
+};
+
+class Directory {
+ public:
+  virtual ~Directory() = default;
+  // Looks up a canonical user name. nullopt when unknown.
+  virtual std::optional<User> lookup(std::string_view canonical_name) const = 0;
+};
+
+}  // namespace buzon::auth
