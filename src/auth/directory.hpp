@@ -7,6 +7,7 @@
 //           Both are called only from the worker pool.
 #pragma once
 
+#include <cstddef>
 #include <expected>
 #include <memory>
 #include <optional>
@@ -22,7 +23,19 @@ struct NameRules {
 
 // The name used as a directory key, or an error text suitable for the log.
 // Domains are always case-insensitive (lower-cased); local parts per `rules.lowercase`.
+// Refuses: empty, > kMaxUsernameLength octets, NUL and control characters (C0, DEL, C1), space,
+// '/', '\\', ':', a leading '#' (passwd-file comment), "." / "..", any "..", a local part or
+// domain starting with '.', more than one '@', an empty local part or domain, invalid UTF-8.
+// With rules.default_domain set, "user" becomes "user@default_domain", so "demo" and
+// "demo@example.com" give the same key. The error text never echoes the typed name.
 std::expected<std::string, std::string> canonical_username(std::string_view typed, const NameRules& rules);
+
+// Longest canonical name (RFC 5321 §4.5.3.1.3 caps a whole path at 256 octets).
+inline constexpr std::size_t kMaxUsernameLength = 255;
+
+// A domain as canonical_username() stores it (lower-cased), or why it cannot be one. Used to
+// check [users] default_domain at start-up; "" is accepted and means "no default domain".
+std::expected<std::string, std::string> canonical_domain(std::string_view domain);
 
 struct User {
   std::string name;       // canonical name as in the directory

@@ -1,0 +1,195 @@
+#include "app/commands.hpp"
+
+#include "auth/passwd_edit.hpp"
+#include "auth/passwd_file.hpp"
+#include "auth/password.hpp"
+#include "core/config.hpp"
+#include "core/log.hpp"
+#include "core/mail_location.hpp"
+#include "server/server.hpp"
+
+#include <fmt/format.h>
+
+#include <termios.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace buzon::app {
+
+namespace {
+
+std::optional<Config> load(const Options& opt) {
+  auto cfg = load_config(opt.config);
+  if (!cfg) {
+    std::cerr << "buzon: " << cfg.error().str() << "\n";
+    return std::nullopt;
+  }
+  return std::move(*cfg);
+}
+
+auth::NameRules rules_of(const Config& cfg) { return {cfg.users.default_domain, cfg.users.lowercase}; }
+
+std::string strip_newline(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// The password: from --password-file, else a prompt on a terminal (no echo, twice), else stdin.
+std::expected<std::string, std::string> read_password(const UserOptions& u) {
+  if (!u.password_file.empty()) {
+    std::ifstream in(u.password_file, std::ios::binary);
+    if (!in) return std::unexpected("cannot read password file " + u.password_file);
+    std::string line;
+    std::getline(in, line);
+    return strip_newline(line);
+  }
+  if (::isatty(0)) {
+    auto prompt = [](const char* text) {
+      std::cerr << text << std::flush;
+      termios old{};
+      tcgetattr(0, &old);
+      termios quiet = old;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      tcsetattr(0, TCSANOW, &quiet);
+      std::string line;
+      std::getline(std::cin, line);
+      tcsetattr(0, TCSANOW, &old);
+      std::cerr << "\n";
+      return strip_newline(line);
+    };
+    auto a = prompt("Password: ");
+    auto b = prompt("Again: ");
+    if (a != b) return std::unexpected("the passwords do not match");
+    return a;
+  }
+  std::string line;
+  std::getline(std::cin, line);
+  return strip_newline(line);
+}
+
+std::expected<std::string, std::string> hashed(const Config& cfg, const UserOptions& u) {
+  auto pw = read_password(u);
+  if (!pw) return pw;
+  if (pw->empty()) return std::unexpected("empty password refused");
+  return auth::hash_password(*pw, u.scheme.empty() ? cfg.users.default_scheme : u.scheme);
+}
+
+int fail(std::string_view what) {
+  std::cerr << "buzon: " << what << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int cmd_serve(const Options& opt) {
+  auto cfg = load(opt);
+  if (!cfg) return 1;
+  if (auto r = init_logging(cfg->log); !r) return fail(r.error());
+  server::Server s(*cfg);
+  if (auto r = s.start(); !r) {
+    spdlog::error("{}", r.error());
+    return fail(r.error());
+  }
+  return s.run();
+}
+
+int cmd_doctor(const Options& opt) {
+  auto cfg = load(opt);
+  if (!cfg) return 1;
+  int problems = 0;
+  std::cout << "config: " << cfg->file.string() << ": ok\n";
+  auto users_path = cfg->resolve(cfg->users.passwd_file);
+  auto users = auth::load_passwd_file(users_path, rules_of(*cfg));
+  if (!users) {
+    std::cout << "users: " << users.error() << "\n";
+    ++problems;
+  } else {
+    std::cout << "users: " << users_path.string() << ": " << users->size() << " users\n";
+    for (auto& w : auth::passwd_warnings(*users)) std::cout << "warning: " << w << "\n";
+    for (auto& user : *users) {
+      auto where = mail_location(cfg->mail.location, cfg->dir, user.name, user.mail, user.home);
+      if (!where) {
+        std::cout << "user " << user.name << ": " << where.error() << "\n";
+        ++problems;
+      }
+    }
+  }
+  if (cfg->pop3.autologout < 600)
+    std::cout << "warning: " << cfg->file.string() << ": [pop3] autologout = " << cfg->pop3.autologout
+              << " is below the 10 minutes RFC 1939 §3 asks for\n";
+  for (auto& a : cfg->pop3.listen) std::cout << "pop3: listen " << a.str() << "\n";
+  std::cout << (problems ? "doctor: problems found\n" : "doctor: ok\n");
+  return problems ? 1 : 0;
+}
+
+int cmd_user_add(const Options& opt, const UserOptions& u) {
+  auto cfg = load(opt);
+  if (!cfg) return 1;
+  auto name = auth::canonical_username(u.name, rules_of(*cfg));
+  if (!name) return fail("invalid user name: " + name.error());
+  auto h = hashed(*cfg, u);
+  if (!h) return fail(h.error());
+  if (auto r = auth::add_user(cfg->resolve(cfg->users.passwd_file), *name, *h, rules_of(*cfg)); !r) return fail(r.error());
+  std::cout << "added " << *name << "\n";
+  return 0;
+}
+
+int cmd_user_passwd(const Options& opt, const UserOptions& u) {
+  auto cfg = load(opt);
+  if (!cfg) return 1;
+  auto name = auth::canonical_username(u.name, rules_of(*cfg));
+  if (!name) return fail("invalid user name: " + name.error());
+  auto h = hashed(*cfg, u);
+  if (!h) return fail(h.error());
+  if (auto r = auth::set_password(cfg->resolve(cfg->users.passwd_file), *name, *h, rules_of(*cfg)); !r)
+    return fail(r.error());
+  std::cout << "password changed for " << *name << "\n";
+  return 0;
+}
+
+int cmd_user_del(const Options& opt, const UserOptions& u) {
+  auto cfg = load(opt);
+  if (!cfg) return 1;
+  auto name = auth::canonical_username(u.name, rules_of(*cfg));
+  if (!name) return fail("invalid user name: " + name.error());
+  if (auto r = auth::delete_user(cfg->resolve(cfg->users.passwd_file), *name, rules_of(*cfg)); !r)
+    return fail(r.error());
+  std::cout << "deleted " << *name << " (the mailbox is kept)\n";
+  return 0;
+}
+
+int cmd_user_list(const Options& opt) {
+  auto cfg = load(opt);
+  if (!cfg) return 1;
+  auto users = auth::load_passwd_file(cfg->resolve(cfg->users.passwd_file), rules_of(*cfg));
+  if (!users) return fail(users.error());
+  for (auto& user : *users) std::cout << user.name << "\n";
+  return 0;
+}
+
+int cmd_user_show(const Options& opt, const UserOptions& u) {
+  auto cfg = load(opt);
+  if (!cfg) return 1;
+  auto name = auth::canonical_username(u.name, rules_of(*cfg));
+  if (!name) return fail("invalid user name: " + name.error());
+  auto users = auth::load_passwd_file(cfg->resolve(cfg->users.passwd_file), rules_of(*cfg));
+  if (!users) return fail(users.error());
+  for (auto& user : *users) {
+    if (user.name != *name) continue;
+    auto where = mail_location(cfg->mail.location, cfg->dir, user.name, user.mail, user.home);
+    if (!where) return fail(where.error());
+    std::cout << "name: " << user.name << "\n";
+    std::cout << "scheme: " << auth::scheme_of(user.password) << "\n";
+    std::cout << "maildir: " << where->string() << "\n";
+    if (user.uid) std::cout << "uid: " << *user.uid << "\n";
+    if (user.gid) std::cout << "gid: " << *user.gid << "\n";
+    if (!user.home.empty()) std::cout << "home: " << user.home << "\n";
+    return 0;
+  }
+  return fail("no such user: " + *name);
+}
+
+}  // namespace buzon::app

@@ -1,0 +1,570 @@
+// store/maildir/maildir_store.cpp — Maildir backend: lock, list, size, UIDL, read, delete, mark seen.
+//
+// SECURITY  Everything inside the Maildir is reached through directory fds (openat/unlinkat/
+//           renameat) with O_NOFOLLOW; listed names starting with '.' or containing '/' are
+//           ignored; only regular files are messages (a FIFO or device would block or leak).
+//           The message contents are untrusted; only the header is parsed (X-UIDL).
+// STANDARDS RFC 1939 §3 (lock), §5/§11 (sizes are the CRLF octets), §7 (UIDL), §8 (UPDATE);
+//           cr.yp.to/proto/maildir.html; Dovecot maildir name fields and dovecot-uidlist.
+// LIMITS    The snapshot is taken at open; messages delivered later appear at the next open.
+//           See maildir_store.hpp for the lock's reach.
+#include "store/maildir/maildir_store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <unordered_set>
+#include <utility>
+
+#include "store/maildir/dovecot_uidlist.hpp"
+#include "store/maildir/maildir_fs.hpp"
+#include "store/maildir/maildir_index.hpp"
+#include "store/maildir/maildir_name.hpp"
+#include "store/maildir/message_scan.hpp"
+#include "store/uidl.hpp"
+
+namespace buzon::store::maildir {
+namespace {
+
+enum class Dir : std::uint8_t { new_dir, cur_dir };
+
+std::string_view dir_name(Dir d) { return d == Dir::new_dir ? kNewDir : kCurDir; }
+
+// One message file as listed: where it is now (it may move) and its stable base name.
+struct Entry {
+  Dir dir = Dir::new_dir;
+  std::string name;
+  std::string base;
+  bool deleted = false;
+};
+
+// Maildrop locks held by this process, by the lock file's identity. flock(2) already conflicts
+// between separate open() calls in one process on local file systems; this table makes the
+// in-process rule hold where flock is emulated with per-process fcntl locks (NFS).
+struct LockTable {
+  std::mutex mutex;
+  std::set<std::pair<dev_t, ino_t>> held;
+};
+LockTable& lock_table() {
+  static LockTable table;
+  return table;
+}
+
+// Regular-file names in a directory, skipping dotfiles and anything with '/'.
+Result<std::vector<std::string>> list_dir(int dirfd, std::string_view what) {
+  const int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return sys_fail("open directory", what, errno);
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    const int err = errno;
+    ::close(fd);
+    return sys_fail("fdopendir", what, err);
+  }
+  std::vector<std::string> names;
+  for (;;) {
+    errno = 0;
+    const dirent* de = ::readdir(d);
+    if (de == nullptr) {
+      const int err = errno;
+      ::closedir(d);
+      if (err != 0) return sys_fail("readdir", what, err);
+      break;
+    }
+    const std::string_view name(de->d_name);
+    if (name.empty() || name.front() == '.' || name.find('/') != std::string_view::npos) continue;
+    if (de->d_type == DT_UNKNOWN) {
+      struct stat st{};
+      if (::fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (!S_ISREG(st.st_mode)) continue;
+    } else if (de->d_type != DT_REG) {
+      continue;
+    }
+    names.emplace_back(name);
+  }
+  return names;
+}
+
+int rename_noreplace(int from_dir, const std::string& from, int to_dir, const std::string& to) {
+  if (::renameat2(from_dir, from.c_str(), to_dir, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS) return errno;
+  // The file system lacks RENAME_NOREPLACE: check, then rename (the window is harmless for
+  // Maildir, whose names are unique by construction).
+  struct stat st{};
+  if (::fstatat(to_dir, to.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
+  if (::renameat(from_dir, from.c_str(), to_dir, to.c_str()) == 0) return 0;
+  return errno;
+}
+
+Result<void> check_under_root(const std::string& root, const std::string& location) {
+  namespace fs = std::filesystem;
+  const fs::path loc(location);
+  for (const auto& part : loc) {
+    if (part == "..") return fail(StoreErrc::perm, "maildir location contains '..': " + location);
+  }
+  std::string r = root;
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  const fs::path rel = loc.lexically_normal().lexically_relative(fs::path(r).lexically_normal());
+  if (rel.empty() || *rel.begin() == "..") {
+    return fail(StoreErrc::perm, "maildir location outside the mail root: " + location);
+  }
+  return {};
+}
+
+class MaildirReader final : public MessageReader {
+ public:
+  MaildirReader(UniqueFd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
+  Result<std::size_t> read(std::span<char> buf) override {
+    const long n = read_retry(fd_.get(), buf.data(), buf.size());
+    if (n < 0) return sys_fail("read", what_, errno);
+    return static_cast<std::size_t>(n);
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string what_;
+};
+
+}  // namespace
+
+struct MaildirMaildrop::Impl {
+  std::string path;
+  UniqueFd root;
+  UniqueFd new_dir;
+  UniqueFd cur_dir;
+  UniqueFd lock_fd;
+  std::optional<std::pair<dev_t, ino_t>> lock_key;
+  std::vector<MessageInfo> infos;
+  std::vector<Entry> entries;
+  Index index;  // entries for the messages of this snapshot
+  MaildirOpenStats stats;
+
+  Impl() = default;
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  ~Impl() { unlock(); }
+
+  int dirfd(Dir d) const { return d == Dir::new_dir ? new_dir.get() : cur_dir.get(); }
+
+  std::string describe(Dir d, std::string_view name) const {
+    std::string s = path;
+    s += '/';
+    s += dir_name(d);
+    s += '/';
+    s += name;
+    return s;
+  }
+
+  Result<void> lock() {
+    const std::string what = path + '/' + std::string(kLockFileName);
+    const std::string name(kLockFileName);
+    lock_fd = UniqueFd(::openat(root.get(), name.c_str(),
+                                O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, kFileMode));
+    if (!lock_fd && (errno == EACCES || errno == EROFS)) {
+      lock_fd = UniqueFd(::openat(root.get(), name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    }
+    if (!lock_fd) return sys_fail("open lock file", what, errno);
+    struct stat st{};
+    if (::fstat(lock_fd.get(), &st) != 0) return sys_fail("fstat", what, errno);
+    if (!S_ISREG(st.st_mode)) return fail(StoreErrc::perm, "lock file is not a regular file: " + what);
+    const std::pair<dev_t, ino_t> key{st.st_dev, st.st_ino};
+
+    LockTable& table = lock_table();
+    std::lock_guard guard(table.mutex);
+    if (table.held.contains(key)) return fail(StoreErrc::in_use, "maildrop locked: " + path);
+    while (::flock(lock_fd.get(), LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK) return fail(StoreErrc::in_use, "maildrop locked: " + path);
+      return sys_fail("flock", what, errno);
+    }
+    table.held.insert(key);
+    lock_key = key;
+    return {};
+  }
+
+  void unlock() {
+    if (!lock_key) return;
+    LockTable& table = lock_table();
+    std::lock_guard guard(table.mutex);
+    lock_fd.reset();  // closing the only fd of this open file description drops the flock
+    table.held.erase(*lock_key);
+    lock_key.reset();
+  }
+
+  // Finds a message whose file was renamed by another agent (new/ -> cur/, flags changed) by its
+  // base name. Updates `e` and returns true when found under a name no other entry holds.
+  bool relocate(Entry& e) {
+    for (Dir d : {Dir::cur_dir, Dir::new_dir}) {
+      auto names = list_dir(dirfd(d), describe(d, ""));
+      if (!names) continue;
+      for (auto& n : *names) {
+        if (base_name(n) != e.base || (d == e.dir && n == e.name)) continue;
+        const bool taken = std::any_of(entries.begin(), entries.end(), [&](const Entry& o) {
+          return &o != &e && !o.deleted && o.dir == d && o.name == n;
+        });
+        if (taken) continue;
+        e.dir = d;
+        e.name = std::move(n);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void save_index() {
+    stats.index_written = static_cast<bool>(
+        replace_file(root.get(), std::string(kIndexFileName), format_index(index)));
+  }
+
+  Result<void> check_indexes(std::span<const std::size_t> indexes) const {
+    for (std::size_t i : indexes) {
+      if (i >= entries.size()) return fail(StoreErrc::perm, "message index out of range");
+    }
+    return {};
+  }
+
+  Result<void> load(const MaildropOptions& opts);
+};
+
+namespace {
+
+// A listed message while the snapshot is being built.
+struct Candidate {
+  Entry entry;
+  MessageInfo info;
+  NameTime time;
+  std::optional<std::string> x_uidl;
+  const UidlistRecord* record = nullptr;
+};
+
+}  // namespace
+
+Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
+  const bool want_x_uidl = opts.uidl_format == UidlFormat::x_uidl;
+
+  std::vector<Candidate> cands;
+  std::set<std::pair<Dir, std::string>> accepted;
+  for (Dir d : {Dir::new_dir, Dir::cur_dir}) {
+    auto names = list_dir(dirfd(d), describe(d, ""));
+    if (!names) return std::unexpected(names.error());
+    for (auto& n : *names) {
+      Candidate c;
+      c.entry.dir = d;
+      c.entry.base = std::string(base_name(n));
+      c.entry.name = std::move(n);
+      cands.push_back(std::move(c));
+    }
+  }
+
+  // The cache: a missing or unreadable index only costs scans.
+  Index old_index;
+  if (auto text = read_small_file(root.get(), std::string(kIndexFileName), kMaxIndexSize)) {
+    old_index = parse_index(*text);
+  }
+
+  std::optional<Uidlist> uidlist;
+  if (opts.uidl_format == UidlFormat::dovecot) {
+    if (auto text = read_small_file(root.get(), std::string(kDovecotUidlistName), kMaxUidlistSize)) {
+      uidlist = parse_dovecot_uidlist(*text);
+    }
+    stats.uidlist_used = uidlist.has_value();
+  }
+
+  std::vector<Candidate> kept;
+  kept.reserve(cands.size());
+  for (std::size_t ci = 0; ci < cands.size(); ++ci) {
+    Candidate& c = cands[ci];
+    const auto it = old_index.find(c.entry.base);
+    const bool indexed = it != old_index.end();
+    IndexEntry ie = indexed ? it->second : IndexEntry{};
+    const auto w = size_hint(c.entry.name, 'W');
+    const bool need_size = !indexed && !w;
+    const bool need_x = want_x_uidl && ie.x_uidl_state == IndexEntry::XUidl::unknown;
+
+    if (!indexed || need_x) {
+      // Open (or stat) the file; it may have been moved by another agent since the listing.
+      UniqueFd fd;
+      struct stat st{};
+      bool vanished = false;
+      for (int attempt = 0;; ++attempt) {
+        const int dfd = dirfd(c.entry.dir);
+        int rc;
+        if (need_size || need_x) {
+          fd = UniqueFd(::openat(dfd, c.entry.name.c_str(),
+                                 O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+          rc = fd ? ::fstat(fd.get(), &st) : -1;
+        } else {
+          rc = ::fstatat(dfd, c.entry.name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
+        }
+        if (rc == 0) break;
+        const int err = errno;
+        if (err == ELOOP) {  // a symlink planted after the listing: not a message
+          vanished = true;
+          break;
+        }
+        if (err != ENOENT) {
+          return sys_fail("open", describe(c.entry.dir, c.entry.name), err);
+        }
+        // Moved (new/ -> cur/, or new flags): follow it unless its new name is listed anyway.
+        std::string old_name = c.entry.name;
+        if (attempt > 0 || !relocate(c.entry)) {
+          vanished = true;
+          break;
+        }
+        const bool listed = std::any_of(cands.begin(), cands.end(), [&](const Candidate& o) {
+          return &o != &c && o.entry.dir == c.entry.dir && o.entry.name == c.entry.name;
+        });
+        if (listed) {
+          vanished = true;
+          break;
+        }
+      }
+      if (vanished || !S_ISREG(st.st_mode)) continue;
+      if (!indexed) {
+        ie.mtime = static_cast<std::int64_t>(st.st_mtime);
+        if (w) {
+          ie.wire_size = *w;
+          ++stats.from_name;
+        }
+      }
+      if (need_size || need_x) {
+        auto scan = scan_message(fd.get(), need_size, need_x, describe(c.entry.dir, c.entry.name));
+        if (!scan) return std::unexpected(scan.error());
+        if (need_size) {
+          ie.wire_size = scan->wire_size;
+          ++stats.scanned;
+        } else {
+          ++stats.header_scans;
+        }
+        if (need_x) {
+          ie.x_uidl_state = scan->x_uidl ? IndexEntry::XUidl::present : IndexEntry::XUidl::none;
+          ie.x_uidl = scan->x_uidl.value_or("");
+        }
+      }
+    }
+    if (indexed && !need_size) ++stats.from_index;
+    if (!accepted.emplace(c.entry.dir, c.entry.name).second) continue;
+
+    c.info.size = ie.wire_size;
+    c.info.received = ie.mtime;
+    c.info.seen = c.entry.dir == Dir::cur_dir || has_flag(c.entry.name, 'S');
+    c.time = name_time(c.entry.name).value_or(NameTime{ie.mtime, 0});
+    if (ie.x_uidl_state == IndexEntry::XUidl::present) c.x_uidl = ie.x_uidl;
+    if (uidlist) {
+      if (auto r = uidlist->by_base.find(c.entry.base); r != uidlist->by_base.end()) {
+        c.record = &r->second;
+      }
+    }
+    index.insert_or_assign(c.entry.base, std::move(ie));
+    kept.push_back(std::move(c));
+  }
+
+  // Order: Dovecot's POP3 order when its uidlist is used (pop3 order, then UID), then delivery
+  // time, then name (digit runs compared as numbers), stably.
+  auto key = [](const Candidate& c) {
+    const int group = c.record == nullptr ? 2 : (c.record->pop3_order ? 0 : 1);
+    const std::uint32_t order = c.record && c.record->pop3_order ? *c.record->pop3_order : 0;
+    const std::uint32_t uid = c.record ? c.record->uid : 0;
+    return std::make_tuple(group, order, uid, c.time);
+  };
+  std::stable_sort(kept.begin(), kept.end(), [&](const Candidate& a, const Candidate& b) {
+    const auto ka = key(a);
+    const auto kb = key(b);
+    if (ka != kb) return ka < kb;
+    if (auto c = natural_compare(a.entry.base, b.entry.base); c != 0) return c < 0;
+    if (a.entry.dir != b.entry.dir) return a.entry.dir < b.entry.dir;
+    return a.entry.name < b.entry.name;
+  });
+
+  std::vector<std::string> uidls;
+  std::vector<std::string> salts;
+  uidls.reserve(kept.size());
+  salts.reserve(kept.size());
+  std::unordered_set<std::string> x_used;
+  for (const Candidate& c : kept) {
+    std::string u;
+    switch (opts.uidl_format) {
+      case UidlFormat::buzon:
+        break;
+      case UidlFormat::dovecot:
+        if (c.record != nullptr) {
+          if (!c.record->pop3_uidl) {
+            u = dovecot_default_uidl(c.record->uid, uidlist->uid_validity);
+          } else if (c.record->pop3_uidl->empty()) {
+            u = uidl_from_name(c.entry.base);
+          } else {
+            u = uidl_from_name(*c.record->pop3_uidl);
+          }
+        }
+        break;
+      case UidlFormat::x_uidl:
+        if (c.x_uidl && x_used.insert(*c.x_uidl).second) u = *c.x_uidl;
+        break;
+    }
+    if (u.empty()) u = uidl_from_name(c.entry.base);
+    uidls.push_back(std::move(u));
+    salts.push_back(std::string(dir_name(c.entry.dir)) + '/' + c.entry.name);
+  }
+  dedupe_uidls(uidls, salts);
+
+  infos.reserve(kept.size());
+  entries.reserve(kept.size());
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    kept[i].info.uidl = std::move(uidls[i]);
+    infos.push_back(std::move(kept[i].info));
+    entries.push_back(std::move(kept[i].entry));
+  }
+  stats.listed = infos.size();
+
+  if (index != old_index) save_index();
+  return {};
+}
+
+MaildirMaildrop::MaildirMaildrop(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+MaildirMaildrop::~MaildirMaildrop() = default;
+
+const std::vector<MessageInfo>& MaildirMaildrop::messages() const { return impl_->infos; }
+
+const MaildirOpenStats& MaildirMaildrop::stats() const { return impl_->stats; }
+
+Result<std::unique_ptr<MessageReader>> MaildirMaildrop::open_message(std::size_t index) {
+  Impl& m = *impl_;
+  if (index >= m.entries.size()) return fail(StoreErrc::perm, "message index out of range");
+  Entry& e = m.entries[index];
+  if (e.deleted) return fail(StoreErrc::not_found, "message deleted: " + e.base);
+  for (int attempt = 0;; ++attempt) {
+    UniqueFd fd(::openat(m.dirfd(e.dir), e.name.c_str(),
+                         O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    const std::string what = m.describe(e.dir, e.name);
+    if (fd) {
+      struct stat st{};
+      if (::fstat(fd.get(), &st) != 0) return sys_fail("fstat", what, errno);
+      if (!S_ISREG(st.st_mode)) return fail(StoreErrc::perm, "not a regular file: " + what);
+      return std::make_unique<MaildirReader>(std::move(fd), what);
+    }
+    const int err = errno;
+    if (err == ENOENT && attempt == 0 && m.relocate(e)) continue;
+    if (err == ENOENT) return fail(StoreErrc::not_found, "message vanished: " + what);
+    if (err == ELOOP) return fail(StoreErrc::perm, "message is a symlink: " + what);
+    return sys_fail("open", what, err);
+  }
+}
+
+Result<void> MaildirMaildrop::commit_deletes(std::span<const std::size_t> indexes) {
+  Impl& m = *impl_;
+  if (auto r = m.check_indexes(indexes); !r) return r;
+  std::optional<StoreError> first_error;
+  bool touched[2] = {false, false};
+  bool index_changed = false;
+  for (std::size_t i : indexes) {
+    Entry& e = m.entries[i];
+    if (e.deleted) continue;
+    for (int attempt = 0;; ++attempt) {
+      if (::unlinkat(m.dirfd(e.dir), e.name.c_str(), 0) == 0) {
+        touched[static_cast<int>(e.dir)] = true;
+        e.deleted = true;
+        break;
+      }
+      const int err = errno;
+      if (err == ENOENT && attempt == 0 && m.relocate(e)) continue;
+      if (err == ENOENT) {  // already gone: the goal is reached
+        e.deleted = true;
+        break;
+      }
+      if (!first_error) first_error = sys_fail("unlink", m.describe(e.dir, e.name), err).error();
+      break;
+    }
+    if (e.deleted) index_changed |= m.index.erase(e.base) > 0;
+  }
+  // The unlinks are durable once their directories are synced.
+  for (Dir d : {Dir::new_dir, Dir::cur_dir}) {
+    if (!touched[static_cast<int>(d)]) continue;
+    if (auto r = fsync_dir(m.dirfd(d), m.describe(d, "")); !r && !first_error) {
+      first_error = r.error();
+    }
+  }
+  if (index_changed) m.save_index();
+  if (first_error) return std::unexpected(std::move(*first_error));
+  return {};
+}
+
+Result<void> MaildirMaildrop::mark_seen(std::span<const std::size_t> indexes) {
+  Impl& m = *impl_;
+  if (auto r = m.check_indexes(indexes); !r) return r;
+  std::optional<StoreError> first_error;
+  bool touched[2] = {false, false};
+  for (std::size_t i : indexes) {
+    Entry& e = m.entries[i];
+    if (e.deleted) continue;
+    for (int attempt = 0;; ++attempt) {
+      if (e.dir == Dir::cur_dir && has_flag(e.name, 'S')) break;
+      const auto target = with_flag(e.name, 'S');
+      if (!target) break;  // info of another version: leave the name alone
+      const int err = rename_noreplace(m.dirfd(e.dir), e.name, m.cur_dir.get(), *target);
+      if (err == 0) {
+        touched[static_cast<int>(e.dir)] = true;
+        touched[static_cast<int>(Dir::cur_dir)] = true;
+        e.dir = Dir::cur_dir;
+        e.name = *target;
+        break;
+      }
+      if (err == ENOENT && attempt == 0 && m.relocate(e)) continue;
+      if (err == ENOENT || err == EEXIST) break;  // gone, or another agent got there first
+      if (!first_error) first_error = sys_fail("rename", m.describe(e.dir, e.name), err).error();
+      break;
+    }
+    m.infos[i].seen = true;
+  }
+  for (Dir d : {Dir::new_dir, Dir::cur_dir}) {
+    if (!touched[static_cast<int>(d)]) continue;
+    if (auto r = fsync_dir(m.dirfd(d), m.describe(d, "")); !r && !first_error) {
+      first_error = r.error();
+    }
+  }
+  if (first_error) return std::unexpected(std::move(*first_error));
+  return {};
+}
+
+Result<std::unique_ptr<MaildirMaildrop>> MaildirStore::open(const std::string& location,
+                                                            const MaildropOptions& opts) {
+  if (auto r = check_path(location); !r) return std::unexpected(r.error());
+  if (!opts_.root.empty()) {
+    if (auto r = check_under_root(opts_.root, location); !r) return std::unexpected(r.error());
+  }
+  if (auto r = ensure_maildir(location); !r) return std::unexpected(r.error());
+
+  auto impl = std::make_unique<MaildirMaildrop::Impl>();
+  impl->path = location;
+  while (impl->path.size() > 1 && impl->path.back() == '/') impl->path.pop_back();
+  auto root = open_dir(-1, impl->path);
+  if (!root) return std::unexpected(root.error());
+  impl->root = std::move(*root);
+  if (auto r = impl->lock(); !r) return std::unexpected(r.error());
+  auto nd = open_dir(impl->root.get(), std::string(kNewDir));
+  if (!nd) return std::unexpected(nd.error());
+  impl->new_dir = std::move(*nd);
+  auto cd = open_dir(impl->root.get(), std::string(kCurDir));
+  if (!cd) return std::unexpected(cd.error());
+  impl->cur_dir = std::move(*cd);
+  if (auto r = impl->load(opts); !r) return std::unexpected(r.error());
+  return std::unique_ptr<MaildirMaildrop>(new MaildirMaildrop(std::move(impl)));
+}
+
+Result<std::unique_ptr<Maildrop>> MaildirStore::open_maildrop(const MailboxRef& box,
+                                                              const MaildropOptions& opts) {
+  auto r = open(box.location, opts);
+  if (!r) return std::unexpected(std::move(r.error()));
+  return std::unique_ptr<Maildrop>(std::move(*r));
+}
+
+}  // namespace buzon::store::maildir

@@ -1,0 +1,784 @@
+"""POP3 (RFC 1939, RFC 2449) against the real buzon binary: Python's poplib plus a byte-exact raw
+socket client (conftest.Pop3Raw) for what poplib cannot see (CR/LF, stuffing, framing)."""
+import poplib
+import re
+import socket
+import struct
+import time
+
+import pytest
+
+from conftest import (DOT_CR_ACCEPTABLE, DOT_CR_MESSAGE, EDGE_MESSAGES, Pop3Raw, big_message,
+                      err_bytes, maildir_files, parse_scan_listing, parse_uidl_listing, uidl_ok,
+                      wire_form)
+
+ALICE = "alice@example.com"
+BOB = "bob@example.com"
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+
+def simple(i: int, body: str = "") -> bytes:
+    return (f"From: sender{i}@example.org\nTo: alice@example.com\nSubject: message {i}\n"
+            f"Message-ID: <m{i}@example.org>\n\nbody of message {i}\n{body}").encode()
+
+
+def seed(srv, user, msgs, **kw):
+    return [srv.deliver(user, raw, **kw) for raw in msgs]
+
+
+def by_content(c: Pop3Raw, count: int) -> dict[bytes, int]:
+    """RETRs messages 1..count and maps their content to the message number."""
+    out = {}
+    for n in range(1, count + 1):
+        st, body = c.multi(f"RETR {n}")
+        assert st.startswith(b"+OK"), f"RETR {n} -> {st!r}"
+        out[body] = n
+    return out
+
+
+def stat(c: Pop3Raw) -> tuple[int, int]:
+    st = c.cmd("STAT")
+    m = re.fullmatch(rb"\+OK (\d+) (\d+)(?: .*)?", st)
+    assert m, f"STAT reply not '+OK nn mm': {st!r}"
+    return int(m.group(1)), int(m.group(2))
+
+
+def assert_err(st: bytes, what: str):
+    assert st.startswith(b"-ERR"), f"{what}: expected -ERR, got {st!r}"
+
+
+def assert_ok(st: bytes, what: str):
+    assert st.startswith(b"+OK"), f"{what}: expected +OK, got {st!r}"
+
+
+def parse_capa(content: bytes) -> dict[str, list[str]]:
+    caps = {}
+    for line in content.split(b"\r\n"):
+        if not line:
+            continue
+        words = line.decode("ascii").split()
+        assert words, f"empty capability line in {content!r}"
+        caps[words[0].upper()] = words[1:]
+    return caps
+
+
+# ------------------------------------------------------------------------------------------------
+# greeting, CAPA, authentication
+# ------------------------------------------------------------------------------------------------
+
+def test_greeting_and_quit_in_authorization(buzon):
+    srv = buzon()
+    with Pop3Raw(srv.port) as c:
+        g = c.greeting
+        assert g.startswith(b"+OK"), f"greeting {g!r}"
+        assert g.endswith(b"\r\n"), f"greeting not CRLF-terminated: {g!r}"
+        assert len(g) <= 512, f"greeting longer than 512 octets (RFC 1939 §3): {len(g)}"
+        assert_ok(c.cmd("QUIT"), "QUIT in AUTHORIZATION")
+        assert c.at_eof(), "server did not close the connection after QUIT"
+    # QUIT after USER but before PASS: +OK, close, nothing else.
+    with Pop3Raw(srv.port) as c:
+        assert_ok(c.cmd(f"USER {ALICE}"), "USER")
+        assert_ok(c.cmd("QUIT"), "QUIT after USER")
+        assert c.at_eof(), "server did not close the connection after QUIT"
+
+
+def test_capa_before_and_after_login(buzon):
+    srv = buzon()
+    with Pop3Raw(srv.port) as c:
+        st, pre_raw = c.multi("CAPA")
+        assert_ok(st, "CAPA in AUTHORIZATION")
+        pre = parse_capa(pre_raw)
+        c.login(ALICE, srv.users[ALICE])
+        st, post_raw = c.multi("CAPA")
+        assert_ok(st, "CAPA in TRANSACTION")
+        post = parse_capa(post_raw)
+        assert_ok(c.cmd("QUIT"), "QUIT")
+
+    required_both = {"TOP", "USER", "UIDL", "RESP-CODES", "PIPELINING", "AUTH-RESP-CODE"}
+    missing_pre = required_both - set(pre)
+    assert not missing_pre, f"CAPA before login lacks {sorted(missing_pre)}; got {pre}"
+    assert "IMPLEMENTATION" in post, f"CAPA after login lacks IMPLEMENTATION; got {post}"
+    assert post["IMPLEMENTATION"], "IMPLEMENTATION without an argument"
+
+    # RFC 2449 §5: capabilities available in AUTHORIZATION MUST be announced in both states;
+    # only LOGIN-DELAY and EXPIRE may change their argument after login. STLS (RFC 2595) is only
+    # meaningful before login, so it may disappear. IMPLEMENTATION may be TRANSACTION-only.
+    for cap, args in pre.items():
+        if cap == "STLS":
+            continue
+        assert cap in post, f"{cap} announced before login but not after (RFC 2449 §5)"
+        if cap not in ("LOGIN-DELAY", "EXPIRE"):
+            assert post[cap] == args, f"{cap} changed after login: {args} -> {post[cap]}"
+    extra = set(post) - set(pre) - {"IMPLEMENTATION"}
+    assert not extra, (f"capabilities announced only after login: {sorted(extra)}; "
+                       "RFC 2449 allows that only for IMPLEMENTATION")
+
+    # Through poplib as a client library sees it.
+    p = srv.pop()
+    try:
+        caps = p.capa()
+        assert "UIDL" in caps and "TOP" in caps, f"poplib CAPA {caps}"
+    finally:
+        p.quit()
+
+
+def test_capa_expire_and_login_delay_advertised(buzon):
+    srv = buzon(config={"pop3": {"expire": 30, "login_delay": 5}})
+    with Pop3Raw(srv.port) as c:
+        st, raw = c.multi("CAPA")
+        assert_ok(st, "CAPA")
+        caps = parse_capa(raw)
+    assert caps.get("EXPIRE", [None])[0] == "30", f"expire = 30 -> EXPIRE 30 expected; CAPA {caps}"
+    assert caps.get("LOGIN-DELAY", [None])[0] == "5", f"login_delay = 5 -> LOGIN-DELAY 5; CAPA {caps}"
+
+
+def test_user_pass_good_and_bad(buzon):
+    srv = buzon(users={ALICE: "right-Pw", BOB: "bob-Pw"})
+    # Wrong password -> -ERR [AUTH]; the session stays in AUTHORIZATION and a retry works.
+    with Pop3Raw(srv.port) as c:
+        assert_ok(c.cmd(f"USER {ALICE}"), "USER")
+        st = c.cmd("PASS wrong-Pw")
+        assert st.startswith(b"-ERR [AUTH]"), f"bad password -> {st!r}, want -ERR [AUTH]"
+        assert_ok(c.cmd(f"USER {ALICE}"), "USER after failed PASS")
+        assert_ok(c.cmd("PASS right-Pw"), "PASS after a failed attempt")
+        assert stat(c)[0] == 0
+        assert_ok(c.cmd("QUIT"), "QUIT")
+    # Unknown user: -ERR at USER or -ERR [AUTH] at PASS (never +OK).
+    with Pop3Raw(srv.port) as c:
+        st = c.cmd("USER nosuchuser@example.com")
+        if st.startswith(b"+OK"):
+            st = c.cmd("PASS right-Pw")
+            assert st.startswith(b"-ERR [AUTH]"), f"unknown user PASS -> {st!r}"
+        else:
+            assert_err(st, "USER unknown")
+        # Another user's password does not work either.
+        assert_ok(c.cmd(f"USER {ALICE}"), "USER")
+        assert c.cmd("PASS bob-Pw").startswith(b"-ERR [AUTH]"), "alice accepted bob's password"
+    # PASS without USER.
+    with Pop3Raw(srv.port) as c:
+        assert_err(c.cmd("PASS right-Pw"), "PASS without USER")
+        assert_ok(c.cmd("QUIT"), "QUIT")
+    # poplib's view.
+    p = srv.pop()
+    p.user(ALICE)
+    with pytest.raises(poplib.error_proto) as ei:
+        p.pass_("nope")
+    assert err_bytes(ei.value).startswith(b"-ERR [AUTH]"), f"poplib saw {ei.value}"
+    p.close()
+    p = srv.login(BOB)
+    assert p.stat() == (0, 0)
+    p.quit()
+
+
+def test_commands_in_wrong_state(buzon):
+    srv = buzon()
+    seed(srv, ALICE, [simple(1), simple(2)])
+    with Pop3Raw(srv.port) as c:
+        for cmd in ("STAT", "LIST", "LIST 1", "RETR 1", "DELE 1", "UIDL", "UIDL 1", "TOP 1 0", "RSET"):
+            assert_err(c.cmd(cmd), f"{cmd} in AUTHORIZATION state")
+        c.login(ALICE, srv.users[ALICE])
+        for cmd in (f"USER {ALICE}", f"PASS {srv.users[ALICE]}", "APOP alice 0123456789abcdef0123456789abcdef"):
+            assert_err(c.cmd(cmd), f"{cmd.split()[0]} in TRANSACTION state")
+        assert stat(c)[0] == 2, "session unusable after wrong-state commands"
+        assert_ok(c.cmd("QUIT"), "QUIT")
+    assert len(maildir_files(srv.maildir(ALICE))) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# STAT, LIST, UIDL, RETR
+# ------------------------------------------------------------------------------------------------
+
+def test_stat_list_uidl(buzon):
+    srv = buzon()
+    msgs = list(EDGE_MESSAGES.values())
+    for i, raw in enumerate(msgs):
+        srv.deliver(ALICE, raw, size_in_name=(i % 2 == 0))
+    want_sizes = sorted(len(wire_form(m)) for m in msgs)
+    with Pop3Raw(srv.port) as c:
+        c.login(ALICE, srv.users[ALICE])
+        count, total = stat(c)
+        assert count == len(msgs), f"STAT count {count}, seeded {len(msgs)}"
+        assert total == sum(want_sizes), f"STAT size {total}, expected {sum(want_sizes)} (sum of CRLF sizes)"
+        st, lst = c.multi("LIST")
+        assert_ok(st, "LIST")
+        sizes = parse_scan_listing(lst)
+        assert sorted(sizes) == list(range(1, count + 1)), f"LIST numbers {sorted(sizes)}"
+        assert sorted(sizes.values()) == want_sizes, f"LIST sizes {sorted(sizes.values())} != {want_sizes}"
+        for n, size in sizes.items():
+            st = c.cmd(f"LIST {n}")
+            assert st.split()[:3] == [b"+OK", str(n).encode(), str(size).encode()], f"LIST {n} -> {st!r}"
+        assert_err(c.cmd(f"LIST {count + 1}"), "LIST of a nonexistent message")
+        st, ul = c.multi("UIDL")
+        assert_ok(st, "UIDL")
+        uidls = parse_uidl_listing(ul)
+        assert sorted(uidls) == list(range(1, count + 1)), f"UIDL numbers {sorted(uidls)}"
+        vals = list(uidls.values())
+        assert len(set(vals)) == len(vals), f"UIDLs not unique: {vals}"
+        for u in vals:
+            assert uidl_ok(u), f"UIDL {u!r} violates RFC 1939 §7 (1-70 chars, 0x21-0x7E)"
+        for n, u in uidls.items():
+            st = c.cmd(f"UIDL {n}")
+            assert st.split()[:3] == [b"+OK", str(n).encode(), u.encode()], f"UIDL {n} -> {st!r}"
+        assert_err(c.cmd(f"UIDL {count + 1}"), "UIDL of a nonexistent message")
+        # Sizes are the exact octets RETR sends.
+        for n, size in sizes.items():
+            st, body = c.multi(f"RETR {n}")
+            assert_ok(st, f"RETR {n}")
+            assert len(body) == size, f"LIST {n} = {size} but RETR sent {len(body)} octets"
+        assert_ok(c.cmd("QUIT"), "QUIT")
+
+
+def test_retr_byte_exact_edge_cases(buzon):
+    srv = buzon()
+    msgs = dict(EDGE_MESSAGES)
+    msgs["big_5MiB"] = big_message(5 * 1024 * 1024)
+    for name, raw in msgs.items():
+        srv.deliver(ALICE, raw)
+    with Pop3Raw(srv.port, timeout=60) as c:
+        c.login(ALICE, srv.users[ALICE])
+        st, lst = c.multi("LIST")
+        sizes = parse_scan_listing(lst)
+        assert len(sizes) == len(msgs)
+        got = {}
+        for n in sizes:
+            st, body = c.multi(f"RETR {n}")
+            assert_ok(st, f"RETR {n}")
+            m = re.fullmatch(rb"\+OK (\d+) octets.*", st)
+            if m:
+                assert int(m.group(1)) == len(body), f"RETR {n} status says {st!r}, sent {len(body)}"
+            assert len(body) == sizes[n], f"message {n}: LIST {sizes[n]} != {len(body)} octets sent"
+            got[body] = n
+        for name, raw in msgs.items():
+            want = wire_form(raw)
+            if want not in got:
+                close = min(got, key=lambda b: abs(len(b) - len(want)))
+                pytest.fail(f"{name}: no message retrieved byte-identical to the expected wire form.\n"
+                            f"want tail {want[-120:]!r} ({len(want)} octets)\n"
+                            f"nearest  {close[-120:]!r} ({len(close)} octets)")
+        # The session is still in sync after all that.
+        assert stat(c)[0] == len(msgs)
+        assert_ok(c.cmd("QUIT"), "QUIT")
+
+
+def test_retr_with_poplib_sizes_agree(buzon):
+    srv = buzon()
+    msgs = list(EDGE_MESSAGES.values())
+    seed(srv, ALICE, msgs)
+    p = srv.login(ALICE)
+    try:
+        _, listing, _ = p.list()
+        sizes = dict(map(int, l.split()) for l in listing)
+        for n, size in sizes.items():
+            resp, lines, octets = p.retr(n)
+            assert resp.startswith(b"+OK")
+            assert octets == size, f"poplib counted {octets} octets for message {n}, LIST said {size}"
+        wanted = {tuple(wire_form(m).split(b"\r\n")[:-1]) for m in msgs}
+        got = {tuple(p.retr(n)[1]) for n in sizes}
+        assert got == wanted, "poplib's line view of the messages differs from the seeded ones"
+    finally:
+        p.quit()
+
+
+def test_retr_message_ending_in_dot_cr_keeps_session_in_sync(buzon):
+    """A stored message whose last octets are '.\\r' (no LF). Expected: wire_form() (the lone CR
+    is data, CRLF appended, line dot-stuffed: '..\\r\\r\\n' — Dovecot's behaviour); '.\\r\\n' is
+    accepted too. The session must stay in sync and LIST must equal the octets sent."""
+    srv = buzon()
+    srv.deliver(ALICE, DOT_CR_MESSAGE)
+    srv.deliver(ALICE, b"")  # a 0-octet file: sent as nothing (or one empty line); size must match
+    srv.deliver(ALICE, simple(9))
+    with Pop3Raw(srv.port) as c:
+        c.login(ALICE, srv.users[ALICE])
+        st, lst = c.multi("LIST")
+        sizes = parse_scan_listing(lst)
+        assert len(sizes) == 3
+        # Pipelined: RETR n followed by NOOP in one write; a missing dot-stuff shows up as the
+        # NOOP reply arriving inside the message or the message's tail arriving as a reply.
+        bodies = {}
+        for n in sizes:
+            c.send(f"RETR {n}\r\nNOOP\r\n")
+            st = c.status()
+            assert_ok(st, f"RETR {n}")
+            body, wire = c.body()
+            nst = c.status()
+            assert nst.startswith(b"+OK"), f"after RETR {n} the session is out of sync: got {nst!r}"
+            assert len(body) == sizes[n], f"LIST {n} = {sizes[n]} but RETR sent {len(body)} octets"
+            bodies[n] = body
+        dot_cr = [b for b in bodies.values() if b"ends in dot CR" in b]
+        assert len(dot_cr) == 1
+        assert dot_cr[0] in DOT_CR_ACCEPTABLE, f"message ending in '.\\r' sent as {dot_cr[0][-30:]!r}"
+        empties = [b for b in bodies.values() if b"Subject" not in b]
+        assert len(empties) == 1 and empties[0] in (b"", b"\r\n"), f"0-octet message sent as {empties!r}"
+        assert wire_form(simple(9)) in bodies.values()
+        assert_ok(c.cmd("QUIT"), "QUIT")
+
+
+# ------------------------------------------------------------------------------------------------
+# TOP
+# ------------------------------------------------------------------------------------------------
+
+def expected_top(raw: bytes, lines: int) -> bytes:
+    w = wire_form(raw)
+    i = w.find(b"\r\n\r\n")
+    assert i >= 0, "test message without header/body separator"
+    head, body = w[: i + 4], w[i + 4:]
+    body_lines = body.split(b"\r\n")[:-1]   # wire_form always ends with CRLF
+    return head + b"".join(l + b"\r\n" for l in body_lines[:lines])
+
+
+def test_top(buzon):
+    srv = buzon()
+    m_crlf = (b"From: a@example.org\r\nSubject: top test\r\nX-Long: folded\r\n header line\r\n\r\n"
+              b"body 1\r\n.body 2 dotted\r\nbody 3\r\n\r\nbody 5\r\n")
+    m_lf = b"From: a@example.org\nSubject: top lf\n\nl1\nl2\nl3\n"
+    m_nfn = b"From: a@example.org\nSubject: top nfn\n\nonly line, no newline"
+    m_empty = EDGE_MESSAGES["empty_body"]
+    msgs = [m_crlf, m_lf, m_nfn, m_empty]
+    seed(srv, ALICE, msgs)
+    with Pop3Raw(srv.port) as c:
+        c.login(ALICE, srv.users[ALICE])
+        num = by_content(c, len(msgs))
+        for raw in msgs:
+            n = num[wire_form(raw)]
+            for k in (0, 1, 2, 3, 100):
+                st, body = c.multi(f"TOP {n} {k}")
+                assert_ok(st, f"TOP {n} {k}")
+                want = expected_top(raw, k)
+                assert body == want, (f"TOP {n} {k} of {raw[:40]!r}...:\n got {body!r}\nwant {want!r}")
+        n = num[wire_form(m_crlf)]
+        for bad in (f"TOP {n}", f"TOP {n} -1", f"TOP {n} x", "TOP", f"TOP {len(msgs) + 1} 0", f"TOP 0 0"):
+            assert_err(c.cmd(bad), bad)
+        assert_ok(c.cmd("NOOP"), "NOOP after bad TOPs")
+        assert_ok(c.cmd("QUIT"), "QUIT")
+    # poplib's top()
+    p = srv.login(ALICE)
+    try:
+        resp, lines, _ = p.top(1, 0)
+        assert resp.startswith(b"+OK") and lines and lines[-1] == b"", f"poplib TOP 1 0 -> {lines}"
+    finally:
+        p.quit()
+
+
+# ------------------------------------------------------------------------------------------------
+# DELE, RSET, NOOP, QUIT / UPDATE
+# ------------------------------------------------------------------------------------------------
+
+def test_dele_rset_noop(buzon):
+    srv = buzon()
+    msgs = [simple(1), simple(2, "x" * 100), simple(3)]
+    seed(srv, ALICE, msgs)
+    md = srv.maildir(ALICE)
+    with Pop3Raw(srv.port) as c:
+        c.login(ALICE, srv.users[ALICE])
+        count, total = stat(c)
+        assert count == 3
+        st, lst = c.multi("LIST")
+        sizes = parse_scan_listing(lst)
+        st, ul = c.multi("UIDL")
+        uidls = parse_uidl_listing(ul)
+        st, body3 = c.multi("RETR 3")
+
+        assert_ok(c.cmd("DELE 2"), "DELE 2")
+        assert stat(c) == (2, total - sizes[2]), "STAT still counts the deleted message"
+        st, lst = c.multi("LIST")
+        assert parse_scan_listing(lst) == {1: sizes[1], 3: sizes[3]}, f"LIST after DELE 2: {lst!r}"
+        st, ul = c.multi("UIDL")
+        assert parse_uidl_listing(ul) == {1: uidls[1], 3: uidls[3]}, f"UIDL after DELE 2: {ul!r}"
+        for cmd in ("LIST 2", "UIDL 2", "RETR 2", "TOP 2 0", "DELE 2"):
+            assert_err(c.cmd(cmd), f"{cmd} on a deleted message")
+        st, again3 = c.multi("RETR 3")
+        assert again3 == body3, "message numbers shifted after DELE (RFC 1939: they must not)"
+        assert_ok(c.cmd("NOOP"), "NOOP")
+
+        assert_ok(c.cmd("RSET"), "RSET")
+        assert stat(c) == (3, total), "RSET did not restore the deleted message"
+        st, lst = c.multi("LIST")
+        assert parse_scan_listing(lst) == sizes
+        assert c.multi("RETR 2")[0].startswith(b"+OK"), "RETR 2 after RSET"
+        assert_ok(c.cmd("QUIT"), "QUIT")
+        assert c.at_eof(), "no close after QUIT"
+    assert len(maildir_files(md)) == 3, "RSET + QUIT deleted something on disk"
+    p = srv.login_retry(ALICE)
+    assert p.stat() == (3, total)
+    p.quit()
+
+
+def test_quit_commits_deletions(buzon):
+    srv = buzon()
+    msgs = [simple(i) for i in range(1, 6)]
+    seed(srv, ALICE, msgs)
+    md = srv.maildir(ALICE)
+    with Pop3Raw(srv.port) as c:
+        c.login(ALICE, srv.users[ALICE])
+        num = by_content(c, 5)
+        st, ul = c.multi("UIDL")
+        uidls = parse_uidl_listing(ul)
+        gone = [num[wire_form(msgs[0])], num[wire_form(msgs[3])]]
+        for n in gone:
+            assert_ok(c.cmd(f"DELE {n}"), f"DELE {n}")
+        st = c.cmd("QUIT")
+        assert_ok(st, "QUIT in TRANSACTION")
+        assert c.at_eof(), "no close after QUIT"
+    files = maildir_files(md)
+    assert len(files) == 3, f"after QUIT with 2 DELEs, {len(files)} files remain: {[f.name for f in files]}"
+    on_disk = {f.read_bytes() for f in files}
+    assert on_disk == {msgs[1], msgs[2], msgs[4]}, "the wrong messages were deleted"
+    with Pop3Raw(srv.port) as c:
+        c.login(ALICE, srv.users[ALICE])
+        assert stat(c)[0] == 3
+        st, ul = c.multi("UIDL")
+        left = set(parse_uidl_listing(ul).values())
+        assert left == set(uidls.values()) - {uidls[n] for n in gone}, "remaining UIDLs changed"
+        assert_ok(c.cmd("QUIT"), "QUIT")
+
+
+def test_dropped_connection_keeps_deleted_messages(buzon):
+    srv = buzon()
+    msgs = [simple(i) for i in range(1, 4)]
+    seed(srv, ALICE, msgs)
+    md = srv.maildir(ALICE)
+    # 1) FIN without QUIT.
+    c = srv.raw_login(ALICE)
+    for n in (1, 2, 3):
+        assert_ok(c.cmd(f"DELE {n}"), f"DELE {n}")
+    c.sock.shutdown(socket.SHUT_RDWR)
+    c.close()
+    p = srv.login_retry(ALICE)
+    assert p.stat()[0] == 3, "messages DELEted in a session that never sent QUIT were deleted"
+    p.quit()
+    # 2) RST (SO_LINGER 0) without QUIT, in the middle of a RETR.
+    big = big_message(2 * 1024 * 1024)
+    srv.deliver(ALICE, big)
+    c = srv.raw_login(ALICE)
+    assert_ok(c.cmd("DELE 1"), "DELE 1")
+    c.send("RETR 4\r\n")
+    c.readline()
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+    p = srv.login_retry(ALICE)
+    assert p.stat()[0] == 4, "aborted (RST) session deleted messages"
+    p.quit()
+    assert len(maildir_files(md)) == 4
+    assert srv.running(), f"server died after an aborted session\n{srv.log()}"
+
+
+def test_autologout_does_not_enter_update(buzon):
+    """RFC 1939 §3: when the autologout timer expires the session is closed WITHOUT entering UPDATE."""
+    srv = buzon(config={"pop3": {"autologout": 2}})
+    seed(srv, ALICE, [simple(1), simple(2)])
+    c = srv.raw_login(ALICE)
+    assert_ok(c.cmd("DELE 1"), "DELE 1")
+    t0 = time.monotonic()
+    closed = c.at_eof(timeout=10)
+    c.close()
+    assert closed, "idle session not closed within 10 s with autologout = 2"
+    assert time.monotonic() - t0 >= 1.5, "session closed before autologout elapsed"
+    p = srv.login_retry(ALICE)
+    assert p.stat()[0] == 2, "autologout committed a DELE (entered UPDATE state)"
+    p.quit()
+
+
+# ------------------------------------------------------------------------------------------------
+# malformed input
+# ------------------------------------------------------------------------------------------------
+
+def test_bad_message_numbers(buzon):
+    srv = buzon(config={"pop3": {"max_bad_commands": 200}})
+    seed(srv, ALICE, [simple(1), simple(2), simple(3)])
+    bad_args = ["0", "-1", "99999999999999999999999", "4294967297", "1x", "x", "1.0", "4", "0x1"]
+    with Pop3Raw(srv.port) as c:
+        c.login(ALICE, srv.users[ALICE])
+        for cmd in ("RETR", "DELE", "LIST", "UIDL"):
+            for a in bad_args:
+                assert_err(c.cmd(f"{cmd} {a}"), f"{cmd} {a}")
+        for a in bad_args:
+            assert_err(c.cmd(f"TOP {a} 0"), f"TOP {a} 0")
+        for cmd in ("RETR", "DELE"):
+            assert_err(c.cmd(cmd), f"{cmd} without argument")
+        assert stat(c)[0] == 3, "a bad DELE deleted something (or the session broke)"
+        st, body = c.multi("RETR 1")
+        assert_ok(st, "RETR 1 after bad commands")
+        assert_ok(c.cmd("QUIT"), "QUIT")
+    assert len(maildir_files(srv.maildir(ALICE))) == 3, "bad message numbers deleted mail"
+
+
+def test_unknown_empty_and_long_commands(buzon):
+    srv = buzon()
+    seed(srv, ALICE, [simple(1)])
+    long_line = "NOOP " + "x" * 295           # 300 octets + CRLF > 255 (RFC 2449 §4)
+    with Pop3Raw(srv.port) as c:
+        for state in ("AUTHORIZATION", "TRANSACTION"):
+            assert_err(c.cmd("XYZZY"), f"unknown command in {state}")
+            assert_err(c.cmd(""), f"empty line in {state}")
+            assert_err(c.cmd(long_line), f"300-octet command line in {state}")
+            assert_err(c.cmd("RETR" + " 1" * 200), f"long argument list in {state}")
+            if state == "AUTHORIZATION":
+                c.login(ALICE, srv.users[ALICE])
+            else:
+                assert_ok(c.cmd("NOOP"), "NOOP after bad lines")
+        assert_ok(c.cmd("stat"), "lower-case command (commands are case-insensitive)")
+        assert_ok(c.cmd("Noop"), "mixed-case command")
+        assert stat(c) == (1, len(wire_form(simple(1))))
+        assert_ok(c.cmd("QUIT"), "QUIT")
+
+
+def test_huge_line_does_not_hurt_server(buzon):
+    srv = buzon()
+    seed(srv, ALICE, [simple(1)])
+    c = Pop3Raw(srv.port)
+    try:
+        c.send(b"USER " + b"A" * (1 << 20) + b"\r\n")
+        line = c.readline()
+        assert line == b"" or line.startswith(b"-ERR"), f"1 MiB command line -> {line[:80]!r}"
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        c.close()
+    assert srv.running(), f"server died on a 1 MiB command line\n{srv.log()}"
+    with srv.raw_login(ALICE) as c2:
+        assert stat(c2)[0] == 1
+        assert_ok(c2.cmd("QUIT"), "QUIT")
+
+
+def test_max_bad_commands_disconnects(buzon):
+    srv = buzon(config={"pop3": {"max_bad_commands": 3}})
+    with Pop3Raw(srv.port) as c:
+        errs = 0
+        closed = False
+        for _ in range(10):
+            try:
+                c.send("XYZZY\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            line = c.readline()
+            if not line:
+                closed = True
+                break
+            assert line.startswith(b"-ERR"), f"XYZZY -> {line!r}"
+            errs += 1
+        assert closed, "10 bad commands with max_bad_commands = 3 and still connected"
+        assert errs <= 4, f"{errs} bad commands answered before disconnecting (limit 3)"
+
+
+# ------------------------------------------------------------------------------------------------
+# locking, sessions, names
+# ------------------------------------------------------------------------------------------------
+
+def test_second_session_same_user_in_use(buzon):
+    srv = buzon(users={ALICE: "pw-alice-1", BOB: "pw-bob-1"})
+    seed(srv, ALICE, [simple(1)])
+    a = srv.raw_login(ALICE)
+    try:
+        with Pop3Raw(srv.port) as b:
+            assert_ok(b.cmd(f"USER {ALICE}"), "USER")
+            st = b.cmd(f"PASS {srv.users[ALICE]}")
+            assert st.startswith(b"-ERR [IN-USE]"), f"second session for a locked maildrop -> {st!r}"
+        # A different user is not affected.
+        with srv.raw_login(BOB) as b:
+            assert stat(b) == (0, 0)
+            assert_ok(b.cmd("QUIT"), "QUIT")
+        assert stat(a)[0] == 1, "first session broken by the second login attempt"
+        assert_ok(a.cmd("QUIT"), "QUIT")
+    finally:
+        a.close()
+    p = srv.login_retry(ALICE)
+    assert p.stat()[0] == 1
+    p.quit()
+
+
+def test_default_domain_maps_to_same_mailbox(buzon):
+    carol = "carol@example.com"
+    srv = buzon(users={carol: "carol-Pw"}, config={"users": {"default_domain": "example.com"}})
+    md = srv.maildir(carol)
+    assert md == srv.root / "mail" / "example.com" / "carol" / "Maildir"
+    seed(srv, carol, [simple(1), simple(2)])
+    views = {}
+    for name in ("carol", "carol@example.com", "Carol@Example.COM", "CAROL"):
+        with Pop3Raw(srv.port) as c:
+            c.login(name, "carol-Pw")
+            st, ul = c.multi("UIDL")
+            views[name] = parse_uidl_listing(ul)
+            assert_ok(c.cmd("QUIT"), "QUIT")
+        time.sleep(0.05)
+    first = views["carol"]
+    assert len(first) == 2, f"'carol' sees {len(first)} messages, expected 2 in {md}"
+    for name, v in views.items():
+        assert v == first, f"{name!r} sees {v}, 'carol' sees {first}"
+    # Aliases share one lock: the maildrop is the same.
+    a = srv.raw_login("carol", "carol-Pw")
+    try:
+        with Pop3Raw(srv.port) as b:
+            b.cmd("USER carol@example.com")
+            st = b.cmd("PASS carol-Pw")
+            assert st.startswith(b"-ERR [IN-USE]"), f"'carol@example.com' while 'carol' is logged in: {st!r}"
+        assert_ok(a.cmd("DELE 1"), "DELE 1")
+        assert_ok(a.cmd("QUIT"), "QUIT")
+    finally:
+        a.close()
+    p = srv.login_retry("carol@example.com")
+    assert p.stat()[0] == 1, "DELE via 'carol' not visible via 'carol@example.com'"
+    p.quit()
+
+
+def test_pipelining(buzon):
+    srv = buzon()
+    msgs = [simple(1), EDGE_MESSAGES["dots"], simple(3)]
+    seed(srv, ALICE, msgs)
+    total = sum(len(wire_form(m)) for m in msgs)
+    with Pop3Raw(srv.port) as c:
+        c.send(f"CAPA\r\nUSER {ALICE}\r\nPASS {srv.users[ALICE]}\r\nSTAT\r\nLIST\r\nUIDL\r\n"
+               "RETR 1\r\nRETR 2\r\nRETR 3\r\nTOP 2 1\r\nXYZZY\r\nNOOP\r\nLIST 2\r\nDELE 3\r\nSTAT\r\n"
+               "RSET\r\nQUIT\r\n")
+        assert_ok(c.status(), "CAPA")
+        c.body()
+        assert_ok(c.status(), "USER")
+        assert_ok(c.status(), "PASS")
+        st = c.status()
+        assert st.startswith(f"+OK 3 {total}".encode()), f"STAT -> {st!r}"
+        assert_ok(c.status(), "LIST")
+        lst, _ = c.body()
+        assert len(parse_scan_listing(lst)) == 3
+        assert_ok(c.status(), "UIDL")
+        assert len(parse_uidl_listing(c.body()[0])) == 3
+        got = set()
+        for n in (1, 2, 3):
+            assert_ok(c.status(), f"RETR {n}")
+            got.add(c.body()[0])
+        assert got == {wire_form(m) for m in msgs}, "pipelined RETRs returned wrong content"
+        assert_ok(c.status(), "TOP 2 1")
+        c.body()
+        assert_err(c.status(), "XYZZY")
+        assert_ok(c.status(), "NOOP")
+        assert c.status().startswith(b"+OK 2 "), "LIST 2"
+        assert_ok(c.status(), "DELE 3")
+        assert c.status().startswith(b"+OK 2 "), "STAT after DELE"
+        assert_ok(c.status(), "RSET")
+        assert_ok(c.status(), "QUIT")
+        assert c.at_eof()
+    # Many small commands in one write (server must not drop buffered commands).
+    with srv.raw_login(ALICE) as c:
+        c.send("LIST 1\r\n" * 300 + "NOOP\r\n")
+        for i in range(300):
+            st = c.status()
+            assert st.startswith(b"+OK 1 "), f"pipelined LIST 1 #{i} -> {st!r}"
+        assert_ok(c.status(), "NOOP")
+        assert_ok(c.cmd("QUIT"), "QUIT")
+    assert len(maildir_files(srv.maildir(ALICE))) == 3
+
+
+# ------------------------------------------------------------------------------------------------
+# UIDL stability, Maildir details
+# ------------------------------------------------------------------------------------------------
+
+def uidl_by_content(srv, user) -> dict[bytes, str]:
+    with srv.raw_login(user) as c:
+        count, _ = stat(c)
+        st, ul = c.multi("UIDL")
+        uidls = parse_uidl_listing(ul)
+        num = by_content(c, count)
+        assert_ok(c.cmd("QUIT"), "QUIT")
+    return {body: uidls[n] for body, n in num.items()}
+
+
+def test_uidl_stable_across_sessions_and_restarts(buzon):
+    srv = buzon()
+    msgs = [simple(i) for i in range(1, 6)]
+    seed(srv, ALICE, msgs[:3])
+    seed(srv, ALICE, msgs[3:4], subdir="cur", flags="S")
+    seed(srv, ALICE, msgs[4:5], size_in_name=True)
+    u1 = uidl_by_content(srv, ALICE)          # RETRs everything (may move new/ -> cur/)
+    assert len(u1) == 5
+    assert all(uidl_ok(u) for u in u1.values()), f"invalid UIDLs {list(u1.values())}"
+    assert len(set(u1.values())) == 5, "UIDLs not unique"
+    time.sleep(0.05)
+    u2 = uidl_by_content(srv, ALICE)
+    assert u2 == u1, "UIDLs changed between sessions (after RETR marked messages seen)"
+    srv.restart()
+    u3 = uidl_by_content(srv, ALICE)
+    assert u3 == u1, "UIDLs changed across a server restart"
+    # New mail does not disturb existing UIDLs and gets a fresh one.
+    new = simple(42)
+    srv.deliver(ALICE, new)
+    u4 = uidl_by_content(srv, ALICE)
+    assert {k: v for k, v in u4.items() if k != wire_form(new)} == u1
+    assert u4[wire_form(new)] not in u1.values(), "new message reuses an existing UIDL"
+    # Deleting one message does not renumber the others' UIDLs.
+    with srv.raw_login(ALICE) as c:
+        num = by_content(c, 6)
+        assert_ok(c.cmd(f"DELE {num[wire_form(msgs[0])]}"), "DELE")
+        assert_ok(c.cmd("QUIT"), "QUIT")
+    u5 = uidl_by_content(srv, ALICE)
+    assert u5 == {k: v for k, v in u4.items() if k != wire_form(msgs[0])}
+
+
+def test_maildir_new_cur_tmp(buzon):
+    srv = buzon()
+    md = srv.maildir(ALICE)
+    a = srv.deliver(ALICE, simple(1))
+    b = srv.deliver(ALICE, simple(2), subdir="cur", flags="S")
+    c_ = srv.deliver(ALICE, simple(3), subdir="cur", flags="RS")
+    d = srv.deliver(ALICE, simple(4), subdir="cur", flags="")
+    (md / "tmp" / "1700009999.M1P1.inprogress").write_bytes(simple(5))   # being delivered: invisible
+    with srv.raw_login(ALICE) as c:
+        count, size = stat(c)
+        assert count == 4, f"expected 4 messages (new/ + cur/, not tmp/), STAT says {count}"
+        got = set(by_content(c, 4))
+        assert got == {wire_form(simple(i)) for i in (1, 2, 3, 4)}
+        assert_ok(c.cmd("QUIT"), "QUIT")
+
+
+def test_many_messages(buzon):
+    srv = buzon()
+    n = 400
+    for i in range(n):
+        srv.deliver(ALICE, simple(i))
+    with srv.raw_login(ALICE) as c:
+        assert stat(c)[0] == n
+        assert len(parse_scan_listing(c.multi("LIST")[1])) == n
+        u = parse_uidl_listing(c.multi("UIDL")[1])
+        assert len(set(u.values())) == n, "UIDLs not unique over 400 messages"
+        for i in range(1, n + 1):
+            c.send(f"DELE {i}\r\n")
+        for i in range(1, n + 1):
+            assert_ok(c.status(), f"DELE {i}")
+        assert stat(c) == (0, 0)
+        assert_ok(c.cmd("QUIT"), "QUIT")
+    assert maildir_files(srv.maildir(ALICE)) == [], "QUIT did not delete all 400 messages"
+
+
+def test_concurrent_users(buzon):
+    users = {f"user{i}@example.com": f"pw-{i}" for i in range(5)}
+    srv = buzon(users=users)
+    for u in users:
+        srv.deliver(u, simple(1, u))
+    sessions = [srv.raw_login(u) for u in users]
+    try:
+        for u, c in zip(users, sessions):
+            st, body = c.multi("RETR 1")
+            assert_ok(st, f"RETR 1 for {u}")
+            assert body == wire_form(simple(1, u)), f"{u} got someone else's mail"
+        for c in sessions:
+            assert_ok(c.cmd("QUIT"), "QUIT")
+    finally:
+        for c in sessions:
+            c.close()
+
+
+def test_sigterm_exits_cleanly_and_aborts_sessions(buzon):
+    srv = buzon()
+    seed(srv, ALICE, [simple(1), simple(2)])
+    c = srv.raw_login(ALICE)
+    assert_ok(c.cmd("DELE 1"), "DELE 1")
+    idle = Pop3Raw(srv.port)          # an idle AUTHORIZATION session too
+    t0 = time.monotonic()
+    res = srv.stop()
+    took = time.monotonic() - t0
+    c.close()
+    idle.close()
+    assert res == "exited with 0 after SIGTERM", f"SIGTERM with open sessions: {res}\n{srv.log()}"
+    assert took < 2 + 3, f"shutdown took {took:.1f}s with shutdown_grace = 2"
+    assert len(maildir_files(srv.maildir(ALICE))) == 2, "shutdown committed a pending DELE"
