@@ -5,6 +5,8 @@
 //           anything ("/", "..", NUL, control characters, whitespace, over-long names).
 // THREADS   lookup() may block (file or database); verify_password() is CPU-heavy (crypt, argon2).
 //           Both are called only from the worker pool.
+// STANDARDS RFC 5321 §4.5.3.1 (lengths), RFC 6531/6856 with RFC 3629 (UTF-8 names), RFC 4343.
+// LIMITS    kMaxUsernameLength octets per canonical name.
 #pragma once
 
 #include <cstddef>

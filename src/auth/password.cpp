@@ -24,6 +24,9 @@
 #include <vector>
 
 namespace buzon::auth {
+
+static_assert(kMaxPasswordLength < CRYPT_MAX_PASSPHRASE_SIZE, "crypt_rn refuses longer passphrases");
+
 namespace {
 
 enum class Kind { kPlain, kCrypt, kArgon2 };
@@ -282,7 +285,7 @@ std::expected<std::string, std::string> hash_password(std::string_view password,
                            " is accepted for verification only (fix: use SHA512-CRYPT, BLF-CRYPT or ARGON2ID)");
   }
   if (password.empty()) return std::unexpected("the password is empty");
-  if (password.size() > kMaxPasswordLength) return std::unexpected("the password is longer than 1024 octets");
+  if (password.size() > kMaxPasswordLength) return std::unexpected("the password is longer than 511 octets");
   if (password.find('\0') != std::string_view::npos) return std::unexpected("the password contains NUL");
   switch (scheme->kind) {
     case Kind::kPlain:

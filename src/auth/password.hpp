@@ -27,7 +27,7 @@
 
 namespace buzon::auth {
 
-inline constexpr std::size_t kMaxPasswordLength = 1024;
+inline constexpr std::size_t kMaxPasswordLength = 511;  // libxcrypt: CRYPT_MAX_PASSPHRASE_SIZE - 1
 inline constexpr std::uint32_t kMaxArgon2MemoryKiB = 1024 * 1024;  // 1 GiB
 inline constexpr std::uint32_t kMaxArgon2Passes = 64;
 inline constexpr std::uint32_t kMaxArgon2Lanes = 64;

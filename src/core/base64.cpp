@@ -91,26 +91,25 @@ std::expected<std::string, Base64Error> base64_decode(std::string_view text) {
   std::string out;
   out.reserve(text.size() / 4 * 3);
   std::size_t i = 0;
+  auto sextet = [&](std::size_t k) {
+    return std::uint32_t{kDecode[static_cast<unsigned char>(text[k])]};
+  };
   for (; i + 4 <= data_len; i += 4) {
-    const std::uint32_t n = (std::uint32_t{kDecode[static_cast<unsigned char>(text[i])]} << 18) |
-                            (std::uint32_t{kDecode[static_cast<unsigned char>(text[i + 1])]} << 12) |
-                            (std::uint32_t{kDecode[static_cast<unsigned char>(text[i + 2])]} << 6) |
-                            std::uint32_t{kDecode[static_cast<unsigned char>(text[i + 3])]};
+    const std::uint32_t n =
+        (sextet(i) << 18) | (sextet(i + 1) << 12) | (sextet(i + 2) << 6) | sextet(i + 3);
     out += static_cast<char>((n >> 16) & 0xFF);
     out += static_cast<char>((n >> 8) & 0xFF);
     out += static_cast<char>(n & 0xFF);
   }
   if (pad == 2) {  // "xx==": one octet; the low 4 bits of the second character must be zero
-    const std::uint32_t a = kDecode[static_cast<unsigned char>(text[i])];
-    const std::uint32_t b = kDecode[static_cast<unsigned char>(text[i + 1])];
+    const std::uint32_t a = sextet(i);
+    const std::uint32_t b = sextet(i + 1);
     if ((b & 0x0F) != 0) return std::unexpected(Base64Error::noncanonical);
     out += static_cast<char>((a << 2) | (b >> 4));
   } else if (pad == 1) {  // "xxx=": two octets; the low 2 bits of the third must be zero
-    const std::uint32_t a = kDecode[static_cast<unsigned char>(text[i])];
-    const std::uint32_t b = kDecode[static_cast<unsigned char>(text[i + 1])];
-    const std::uint32_t c = kDecode[static_cast<unsigned char>(text[i + 2])];
+    const std::uint32_t c = sextet(i + 2);
     if ((c & 0x03) != 0) return std::unexpected(Base64Error::noncanonical);
-    const std::uint32_t n = (a << 18) | (b << 12) | (c << 6);
+    const std::uint32_t n = (sextet(i) << 18) | (sextet(i + 1) << 12) | (c << 6);
     out += static_cast<char>((n >> 16) & 0xFF);
     out += static_cast<char>((n >> 8) & 0xFF);
   }

@@ -246,8 +246,6 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
          c.pop3.expire_days = d;
          return std::nullopt;
        }},
-      {"max_sessions_per_user",
-       [&](const toml::node& n) { return r.uint(n, c.pop3.max_sessions_per_user, "max_sessions_per_user", 0, 100000); }},
   };
 
   Keys top{

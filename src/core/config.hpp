@@ -64,7 +64,6 @@ struct Pop3Config {
   unsigned max_bad_commands = 20;
   unsigned login_delay = 0;           // seconds; 0 = not advertised (RFC 2449 §6.8)
   std::optional<unsigned> expire_days;  // nullopt = NEVER (RFC 2449 §6.7)
-  unsigned max_sessions_per_user = 0;   // 0 = unlimited
 };
 
 struct Config {

@@ -51,7 +51,9 @@ std::optional<Line> LineBuffer::next() {
         pos_ = *end + 1;
         scan_ = pos_;
         discarding_ = false;
-        return Line{.status = LineStatus::too_long};
+        Line line;
+        line.status = LineStatus::too_long;
+        return line;
       }
       // Drop the octets of the overlong line; in strict mode keep a final CR, which may be the
       // first half of the CRLF that ends it.

@@ -253,6 +253,12 @@ class Pop3Raw:
         finally:
             self.sock.settimeout(IO_TIMEOUT)
 
+    def quit(self) -> None:
+        """QUIT: +OK, then the server closes the connection (RFC 1939 §6)."""
+        st = self.cmd("QUIT")
+        assert st.startswith(b"+OK"), f"QUIT -> {st!r}"
+        assert self.at_eof(), "server did not close the connection after +OK to QUIT"
+
     def close(self) -> None:
         try:
             self.f.close()
@@ -308,7 +314,7 @@ def maildir_deliver(maildir: pathlib.Path, raw: bytes, subdir: str = "new", flag
 
     Names are Maildir-unique ("<secs>.M<usec>P<pid>Q<n>.<host>") and increase with each delivery,
     as do mtimes, so delivery order is well defined.  size_in_name adds Dovecot's ",S=<size>,W=<wire
-    size>"; flags (for cur/) adds ":2,<flags>".
+    size>" exactly as Dovecot computes them; flags (for cur/) adds ":2,<flags>".
     """
     maildir_make(maildir)
     _seq[0] += 1
@@ -316,7 +322,10 @@ def maildir_deliver(maildir: pathlib.Path, raw: bytes, subdir: str = "new", flag
     secs = when if when is not None else 1700000000 + n
     base = f"{secs}.M{n * 1000 % 1000000}P{os.getpid()}Q{n}.buzontest"
     if size_in_name:
-        base += f",S={len(raw)},W={len(wire_form(raw))}"
+        # Dovecot's W= is the size with CRLF line ends but WITHOUT the CRLF a server appends to a
+        # message lacking a final line end (the value Dovecot 2.3's LIST reports for such a message).
+        crlf_size = len(re.sub(rb"(?<!\r)\n", b"\r\n", raw))
+        base += f",S={len(raw)},W={crlf_size}"
     tmp = maildir / "tmp" / base
     with open(tmp, "wb") as fh:
         fh.write(raw)
@@ -492,6 +501,20 @@ class BuzonServer:
         c.login(user, password if password is not None else self.users[user])
         return c
 
+    def raw_login_retry(self, user: str, timeout: float = 5.0) -> Pop3Raw:
+        """raw_login, retrying while the maildrop is still locked by a just-closed session."""
+        deadline = time.monotonic() + timeout
+        while True:
+            c = Pop3Raw(self.port)
+            st = c.cmd(f"USER {user}")
+            assert st.startswith(b"+OK"), f"USER {user} -> {st!r}"
+            st = c.cmd(f"PASS {self.users[user]}")
+            if st.startswith(b"+OK"):
+                return c
+            c.close()
+            assert b"[IN-USE]" in st and time.monotonic() < deadline, f"PASS for {user} -> {st!r}"
+            time.sleep(0.1)
+
     def login_retry(self, user: str, timeout: float = 5.0) -> poplib.POP3:
         """Logs in, retrying while the maildrop is still locked by a just-closed session."""
         deadline = time.monotonic() + timeout
@@ -511,8 +534,21 @@ class BuzonServer:
                 time.sleep(0.1)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remembers each phase's report on the test item (so fixtures can see whether it failed)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _test_failed(request) -> bool:
+    rep = getattr(request.node, "rep_call", None)
+    return rep is None or rep.failed
+
+
 @pytest.fixture
-def buzon(tmp_path):
+def buzon(tmp_path, request):
     """Factory: buzon(users={name: password}, config={section: {key: value}}, start=True)."""
     servers: list[BuzonServer] = []
 
@@ -531,6 +567,10 @@ def buzon(tmp_path):
     problems = []
     for srv in servers:
         srv.stop()
+        if _test_failed(request):
+            # Shown by pytest under "Captured stdout teardown" of the failed test.
+            print(f"\n===== buzon {BUZON_BIN} --config {srv.cfg_path} serve (port {srv.port}): "
+                  f"{', '.join(srv.stop_results) or 'not started'} =====\n{srv.log()}")
         for c in srv.crashes:
             problems.append(f"buzon on port {srv.port}: {c}.\n{srv.log()}")
     if problems:
@@ -653,7 +693,7 @@ service anvil {{
 
 
 @pytest.fixture
-def dovecot():
+def dovecot(request):
     """Factory: dovecot(users={name: password}) -> DovecotServer (not started)."""
     made: list[DovecotServer] = []
     dirs = []
@@ -668,6 +708,8 @@ def dovecot():
     yield factory
     for dv in made:
         dv.stop()
+        if _test_failed(request):
+            print(f"\n===== dovecot -c {dv.conf} =====\n{dv.log()}")
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -21,10 +21,10 @@ asio::awaitable<net::IoResult> MemoryStream::read_some(std::span<char> buf) {
   // Yield once so that a session never completes synchronously in a loop (as a socket would not).
   co_await asio::post(io_, asio::use_awaitable);
   ++reads_;
-  if (closed_) co_return net::IoResult{asio::error::operation_aborted, 0};
+  if (record_->closed) co_return net::IoResult{asio::error::operation_aborted, 0};
   if (fail_now()) co_return net::IoResult{asio::error::connection_reset, 0};
   if (pos_ >= input_.size() && feeder_) {
-    if (auto more = feeder_(output_)) {
+    if (auto more = feeder_(record_->output)) {
       input_.erase(0, pos_);
       pos_ = 0;
       input_ += *more;
@@ -48,14 +48,14 @@ asio::awaitable<net::IoResult> MemoryStream::read_some(std::span<char> buf) {
 
 asio::awaitable<net::IoResult> MemoryStream::write_all(std::span<const char> buf) {
   co_await asio::post(io_, asio::use_awaitable);
-  if (closed_) co_return net::IoResult{asio::error::operation_aborted, 0};
+  if (record_->closed) co_return net::IoResult{asio::error::operation_aborted, 0};
   if (fail_now()) co_return net::IoResult{asio::error::connection_reset, 0};
-  output_.append(buf.data(), buf.size());
+  record_->output.append(buf.data(), buf.size());
   co_return net::IoResult{{}, buf.size()};
 }
 
 void MemoryStream::close() {
-  closed_ = true;
+  record_->closed = true;
   hang_.cancel();
 }
 

@@ -10,6 +10,7 @@
 #include <asio/steady_timer.hpp>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -37,8 +38,14 @@ class MemoryStream final : public net::Stream {
   std::string peer() const override { return peer_; }
   bool peer_is_loopback() const override { return loopback_; }
 
-  const std::string& output() const { return output_; }
-  bool closed() const { return closed_; }
+  // Output and closed state outlive the stream (a session destroys its stream when it ends).
+  struct Record {
+    std::string output;
+    bool closed = false;
+  };
+  std::shared_ptr<Record> record() const { return record_; }
+  const std::string& output() const { return record_->output; }
+  bool closed() const { return record_->closed; }
   std::size_t reads() const { return reads_; }
 
  private:
@@ -48,13 +55,12 @@ class MemoryStream final : public net::Stream {
   std::string input_;
   std::size_t pos_ = 0;
   Feeder feeder_;
-  std::string output_;
+  std::shared_ptr<Record> record_ = std::make_shared<Record>();
   std::size_t read_size_ = 1 << 20;
   std::size_t fail_on_ = 0;
   std::size_t ops_ = 0;
   std::size_t reads_ = 0;
   bool hang_at_end_ = false;
-  bool closed_ = false;
   std::string peer_ = "127.0.0.1:40000";
   bool loopback_ = true;
   asio::steady_timer hang_;

@@ -7,6 +7,8 @@
 #include "proto/pop3/command.hpp"
 
 #include <limits>
+#include <string>
+#include <utility>
 #include <optional>
 
 #include "proto/pop3/limits.hpp"
@@ -124,7 +126,8 @@ std::expected<Command, ParseError> parse_command(std::string_view line) {
   // "the server may treat spaces in the argument as part of the password").
   if (cmd.verb == Verb::pass) {
     if (cmd.rest.empty()) {
-      return std::unexpected(make_error(ParseErrc::bad_arguments, cmd.verb, std::string(spec.usage)));
+      return std::unexpected(
+          make_error(ParseErrc::bad_arguments, cmd.verb, std::string(spec.usage)));
     }
     if (has_control(cmd.rest)) {
       return std::unexpected(

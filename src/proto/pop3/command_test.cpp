@@ -202,7 +202,9 @@ TEST(ParseCommand, InvalidForms) {
     ASSERT_FALSE(r) << c.line;
     EXPECT_EQ(r.error().code, c.code) << c.line;
     EXPECT_EQ(r.error().verb, c.verb) << c.line;
-    if (!c.message.empty()) EXPECT_EQ(r.error().message, c.message) << c.line;
+    if (!c.message.empty()) {
+      EXPECT_EQ(r.error().message, c.message) << c.line;
+    }
   }
 }
 
@@ -230,7 +232,9 @@ TEST(ParseCommand, EveryPrefixIsHandled) {
   for (const auto& c : valid_cases()) {
     for (std::size_t i = 0; i <= c.line.size(); ++i) {
       auto r = parse_command(std::string_view(c.line).substr(0, i));
-      if (!r) EXPECT_FALSE(r.error().message.empty()) << c.line.substr(0, i);
+      if (!r) {
+        EXPECT_FALSE(r.error().message.empty()) << c.line.substr(0, i);
+      }
     }
   }
 }
@@ -320,8 +324,8 @@ TEST(ParseMsgnum, RejectsBadSyntax) {
 
 TEST(ParseMsgnum, RejectsOutOfRange) {
   const bool del[2] = {};
-  for (std::string arg : {"0", "3", "00", "18446744073709551615", "18446744073709551616",
-                          "99999999999999999999999", std::string(40, '9')}) {
+  for (std::string arg : {"0"s, "3"s, "00"s, "18446744073709551615"s, "18446744073709551616"s,
+                          "99999999999999999999999"s, std::string(40, '9')}) {
     auto r = parse_msgnum(arg, 2, del);
     ASSERT_FALSE(r) << arg;
     EXPECT_EQ(r.error(), "no such message, only 2 messages in maildrop") << arg;

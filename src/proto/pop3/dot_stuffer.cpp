@@ -86,7 +86,7 @@ std::uint64_t wire_size(std::string_view raw) {
   for (std::size_t i = 0; i < raw.size(); ++i) {
     if (raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r')) ++size;  // bare LF -> CRLF
   }
-  if (!raw.empty() && raw.back() != '\n') size += raw.back() == '\r' ? 1 : 2;
+  if (!raw.empty() && raw.back() != '\n') size += raw.back() == '\r' ? 1U : 2U;
   return size;
 }
 

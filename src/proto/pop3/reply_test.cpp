@@ -61,22 +61,21 @@ TEST(Reply, StatusLinesAreAtMost512Octets) {
   EXPECT_EQ(ok(long_text).size(), kMaxReplyLine);
   EXPECT_EQ(err(RespCode::login_delay, long_text).size(), kMaxReplyLine);
   // Exactly at the limit: untouched.
-  const std::string fits(kMaxReplyLine - 6, 'y');  // "-ERR " + text + CRLF
+  const std::string fits(kMaxReplyLine - 7, 'y');  // "-ERR " + text + CRLF
   EXPECT_EQ(err(fits), "-ERR " + fits + "\r\n");
 }
 
 TEST(Reply, TruncationDoesNotSplitUtf8) {
-  // 505 octets of room after "+OK "; fill with 2-octet characters so the cut lands inside one.
-  std::string text;
+  // 506 octets of room after "+OK "; "a" then 2-octet characters puts the cut inside one.
+  std::string text = "a";
   for (int i = 0; i < 300; ++i) text += "\xc3\xa9";
   const std::string r = ok(text);
-  ASSERT_LE(r.size(), kMaxReplyLine);
+  ASSERT_EQ(r.size(), kMaxReplyLine - 1);
   const std::string body = r.substr(4, r.size() - 6);
-  EXPECT_EQ(body.size() % 2, 0u);
-  EXPECT_EQ(body.size(), 506u);
-  for (std::size_t i = 0; i < body.size(); i += 2) {
-    EXPECT_EQ(body.substr(i, 2), "\xc3\xa9");
-  }
+  ASSERT_EQ(body.size(), 505u);
+  EXPECT_EQ(body[0], 'a');
+  for (std::size_t i = 1; i < body.size(); i += 2) EXPECT_EQ(body.substr(i, 2), "\xc3\xa9");
+  EXPECT_EQ(r.substr(r.size() - 2), "\r\n");
 }
 
 TEST(Reply, Challenge) {

@@ -379,7 +379,7 @@ asio::awaitable<void> Session::cmd_apop(const Command& c) {
     // RFC 1939 §7: APOP needs the shared secret; only users with a cleartext-capable scheme can use it.
     auto secret = auth::plaintext_secret(user->password);
     if (!secret) return {false, *name, "stored scheme does not allow APOP"};
-    if (!auth::constant_time_equal(auth::apop_digest(timestamp_, *secret), digest)) return {false, *name, "wrong digest"};
+    if (!auth::verify_apop(timestamp_, *secret, digest)) return {false, *name, "wrong digest"};
     return {true, *name, ""};
   });
   if (!v.ok) {

@@ -32,8 +32,8 @@ namespace buzon::pop3 {
 struct Settings {
   std::string hostname = "localhost";
   bool apop = false;
-  std::chrono::seconds autologout{600};
-  std::chrono::seconds max_session_time{7200};
+  std::chrono::milliseconds autologout{600'000};
+  std::chrono::milliseconds max_session_time{7'200'000};
   unsigned max_bad_commands = 20;
   std::chrono::seconds login_delay{0};
   std::optional<unsigned> expire_days;  // nullopt = NEVER

@@ -107,7 +107,7 @@ std::optional<Uidlist> parse_dovecot_uidlist(std::string_view text) {
 
 std::string dovecot_default_uidl(std::uint32_t uid, std::uint32_t uid_validity) {
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%08X%08X", static_cast<unsigned>(uid),
+  std::snprintf(buf, sizeof buf, "%08x%08x", static_cast<unsigned>(uid),
                 static_cast<unsigned>(uid_validity));
   return std::string(buf, 16);
 }

@@ -39,7 +39,8 @@ struct Uidlist {
 // valid UIDVALIDITY.
 std::optional<Uidlist> parse_dovecot_uidlist(std::string_view text);
 
-// Dovecot's default POP3 UIDL, "%08Xu%08Xv": UID then UIDVALIDITY, 8 upper-case hex digits each.
+// Dovecot's default POP3 UIDL, "%08Xu%08Xv": UID then UIDVALIDITY, 8 hex digits each. Dovecot's
+// var_expand %X prints LOWER-case hex (checked against dovecot 2.3.19: "000000016b08d5fd").
 std::string dovecot_default_uidl(std::uint32_t uid, std::uint32_t uid_validity);
 
 }  // namespace buzon::store::maildir

@@ -70,7 +70,8 @@ Result<void> mkdir_p(const std::string& path) {
   int err = errno;
   if (err == EEXIST) {
     struct stat st{};
-    if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return {};
+    if (::stat(path.c_str(), &st) != 0) return sys_fail("stat", path, errno);
+    if (S_ISDIR(st.st_mode)) return {};
     return fail(StoreErrc::perm, "not a directory: " + path);
   }
   if (err != ENOENT) return sys_fail("mkdir", path, err);

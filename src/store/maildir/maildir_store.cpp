@@ -265,6 +265,20 @@ Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
       cands.push_back(std::move(c));
     }
   }
+  // A file moved new/ -> cur/ by another reader between the two listings shows up in both; keep
+  // the new/ entry only if it still exists (indexed entries are otherwise never stat'ed).
+  {
+    std::unordered_set<std::string> cur_bases;
+    for (const Candidate& c : cands) {
+      if (c.entry.dir == Dir::cur_dir) cur_bases.insert(c.entry.base);
+    }
+    std::erase_if(cands, [&](const Candidate& c) {
+      if (c.entry.dir != Dir::new_dir || !cur_bases.contains(c.entry.base)) return false;
+      struct stat st{};
+      return ::fstatat(new_dir.get(), c.entry.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+             errno == ENOENT;
+    });
+  }
 
   // The cache: a missing or unreadable index only costs scans.
   Index old_index;

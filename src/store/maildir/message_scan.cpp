@@ -6,7 +6,7 @@
 #include "store/maildir/message_scan.hpp"
 
 #include <cerrno>
-#include <vector>
+#include <memory>
 
 #include "store/maildir/maildir_fs.hpp"
 #include "store/uidl.hpp"
@@ -74,16 +74,16 @@ Result<ScanResult> scan_message(int fd, bool want_size, bool want_x_uidl, std::s
   WireSizeCounter counter;
   std::string header;
   bool header_done = !want_x_uidl;
-  std::vector<char> buf(kScanChunk);
+  const std::unique_ptr<char[]> buf(new char[kScanChunk]);  // not zero-filled: read() fills it
   bool eof = false;
   while (!eof) {
-    const long n = read_retry(fd, buf.data(), buf.size());
+    const long n = read_retry(fd, buf.get(), kScanChunk);
     if (n < 0) return sys_fail("read", what, errno);
     if (n == 0) {
       eof = true;
       break;
     }
-    const std::string_view chunk(buf.data(), static_cast<std::size_t>(n));
+    const std::string_view chunk(buf.get(), static_cast<std::size_t>(n));
     if (want_size) counter.feed(chunk);
     if (!header_done) {
       header.append(chunk.substr(0, kMaxHeaderScan - header.size()));
