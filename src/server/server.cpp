@@ -25,6 +25,7 @@
 
 #include <sys/socket.h>
 
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -36,10 +37,25 @@ constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
 using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 // One event loop: its own io_context, thread, acceptors, and the streams of its live sessions.
+// A protocol served on some addresses: how to run a session on an accepted socket, and the one
+// line that refuses a connection over the limits (in that protocol's syntax).
+struct Service {
+  std::string name;  // "pop3", later "pop3s", "smtp", ...
+  std::function<asio::awaitable<void>(asio::ip::tcp::socket)> run;
+  std::string busy_reply;      // over max_connections
+  std::string per_ip_reply;    // over max_connections_per_ip
+};
+
+struct Listener {
+  Service* service;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor;
+};
+
+// One event loop: its own io_context, thread, acceptors, and the sockets of its live sessions.
 struct Loop {
   asio::io_context io{1};
-  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors;
-  std::set<net::Stream*> streams;  // touched only on this loop's thread
+  std::vector<Listener> listeners;
+  std::set<int> sockets;  // native handles of live sessions; touched only on this loop's thread
   bool stopping = false;
   std::thread thread;
 };
@@ -59,11 +75,13 @@ struct Server::Impl {
   std::unique_ptr<net::WorkerPool> pool;
   std::unique_ptr<ConnLimiter> limiter;
   pop3::Service pop3;
+  std::vector<std::unique_ptr<Service>> services;
   std::vector<std::unique_ptr<Loop>> loops;
   asio::io_context control{1};
 
-  asio::awaitable<void> accept_loop(Loop& loop, asio::ip::tcp::acceptor& acc);
-  asio::awaitable<void> session(Loop& loop, asio::ip::tcp::socket sock, std::string ip);
+  std::expected<void, std::string> listen(Service& svc, const std::vector<ListenAddress>& addrs, std::string_view key);
+  asio::awaitable<void> accept_loop(Loop& loop, Listener& l);
+  asio::awaitable<void> session(Loop& loop, Service& svc, asio::ip::tcp::socket sock, std::string ip);
   asio::awaitable<void> drain();
   asio::awaitable<void> handle_signals();
 };
@@ -100,20 +118,34 @@ std::expected<void, std::string> Server::start() {
   d.pop3.pool = d.pool.get();
 
   for (unsigned i = 0; i < threads; ++i) d.loops.push_back(std::make_unique<Loop>());
-  for (const auto& addr : cfg.pop3.listen) {
+
+  auto& pop3 = *d.services.emplace_back(std::make_unique<Service>(Service{
+      "pop3",
+      [&d](asio::ip::tcp::socket sock) {
+        return pop3::serve_session(std::make_unique<net::TcpStream>(std::move(sock)), d.pop3);
+      },
+      "-ERR [SYS/TEMP] Server busy, try again later.\r\n",
+      "-ERR [SYS/TEMP] Too many connections from your address.\r\n"}));
+  if (auto r = d.listen(pop3, cfg.pop3.listen, "[pop3] listen"); !r) return r;
+  return {};
+}
+
+std::expected<void, std::string> Server::Impl::listen(Service& svc, const std::vector<ListenAddress>& addrs,
+                                                     std::string_view key) {
+  for (const auto& addr : addrs) {
     auto ep = asio::ip::tcp::endpoint(asio::ip::make_address(addr.host), addr.port);
-    auto fix = fmt::format("stop the program using {} or change [pop3] listen in {}", addr.str(), cfg.file.string());
+    auto fix = fmt::format("stop the program using {} or change {} in {}", addr.str(), key, cfg.file.string());
     // SO_REUSEPORT lets each loop accept on its own socket, but would also let a second server share
     // the port silently: probe once without it, so "address in use" is reported as it should be.
     {
-      asio::ip::tcp::acceptor probe(d.control);
+      asio::ip::tcp::acceptor probe(control);
       asio::error_code ec;
       probe.open(ep.protocol(), ec);
       if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
       if (!ec) probe.bind(ep, ec);
       if (ec) return std::unexpected(fmt::format("cannot listen on {}: {} (fix: {})", addr.str(), ec.message(), fix));
     }
-    for (auto& loop : d.loops) {
+    for (auto& loop : loops) {
       auto acc = std::make_unique<asio::ip::tcp::acceptor>(loop->io);
       asio::error_code ec;
       acc->open(ep.protocol(), ec);
@@ -123,14 +155,15 @@ std::expected<void, std::string> Server::start() {
       if (!ec) acc->bind(ep, ec);
       if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
       if (ec) return std::unexpected(fmt::format("cannot listen on {}: {} (fix: {})", addr.str(), ec.message(), fix));
-      loop->acceptors.push_back(std::move(acc));
+      loop->listeners.push_back(Listener{&svc, std::move(acc)});
     }
-    spdlog::info("pop3 listening on {}", addr.str());
+    spdlog::info("{} listening on {}", svc.name, addr.str());
   }
   return {};
 }
 
-asio::awaitable<void> Server::Impl::accept_loop(Loop& loop, asio::ip::tcp::acceptor& acc) {
+asio::awaitable<void> Server::Impl::accept_loop(Loop& loop, Listener& l) {
+  auto& acc = *l.acceptor;
   asio::steady_timer backoff(loop.io);
   for (;;) {
     auto [ec, sock] = co_await acc.async_accept(kTuple);
@@ -150,37 +183,35 @@ asio::awaitable<void> Server::Impl::accept_loop(Loop& loop, asio::ip::tcp::accep
     auto verdict = limiter->acquire(ip);
     if (verdict != ConnLimiter::Verdict::ok) {
       // Answer with a response code and close, without a session (bounded work per connection).
-      auto msg = std::make_shared<std::string>(verdict == ConnLimiter::Verdict::too_many_from_ip
-                                                   ? "-ERR [SYS/TEMP] Too many connections from your address.\r\n"
-                                                   : "-ERR [SYS/TEMP] Server busy, try again later.\r\n");
+      auto msg = std::make_shared<std::string>(verdict == ConnLimiter::Verdict::too_many_from_ip ? l.service->per_ip_reply
+                                                                                                 : l.service->busy_reply);
       auto s = std::make_shared<asio::ip::tcp::socket>(std::move(sock));
       asio::async_write(*s, asio::buffer(*msg), [s, msg](asio::error_code, std::size_t) {
         asio::error_code ig;
         s->close(ig);
       });
-      spdlog::info("connection refused peer={} reason={}", ip,
+      spdlog::info("{} connection refused peer={} reason={}", l.service->name, ip,
                    verdict == ConnLimiter::Verdict::too_many_from_ip ? "per-ip limit" : "connection limit");
       continue;
     }
-    asio::co_spawn(loop.io, session(loop, std::move(sock), ip), asio::detached);
+    asio::co_spawn(loop.io, session(loop, *l.service, std::move(sock), ip), asio::detached);
   }
 }
 
-asio::awaitable<void> Server::Impl::session(Loop& loop, asio::ip::tcp::socket sock, std::string ip) {
-  auto stream = std::make_unique<net::TcpStream>(std::move(sock));
-  net::Stream* raw = stream.get();
-  loop.streams.insert(raw);
+asio::awaitable<void> Server::Impl::session(Loop& loop, Service& svc, asio::ip::tcp::socket sock, std::string ip) {
+  int fd = sock.native_handle();
+  loop.sockets.insert(fd);
   struct Done {
     Loop& loop;
-    net::Stream* raw;
+    int fd;
     ConnLimiter& lim;
     std::string ip;
     ~Done() {
-      loop.streams.erase(raw);
+      loop.sockets.erase(fd);
       lim.release(ip);
     }
-  } done{loop, raw, *limiter, ip};
-  co_await pop3::serve_session(std::move(stream), pop3);
+  } done{loop, fd, *limiter, ip};
+  co_await svc.run(std::move(sock));
 }
 
 asio::awaitable<void> Server::Impl::drain() {
@@ -188,9 +219,9 @@ asio::awaitable<void> Server::Impl::drain() {
   for (auto& loop : loops)
     asio::post(loop->io, [l = loop.get()] {
       l->stopping = true;
-      for (auto& a : l->acceptors) {
+      for (auto& li : l->listeners) {
         asio::error_code ec;
-        a->close(ec);
+        li.acceptor->close(ec);
       }
     });
   asio::steady_timer t(control);
@@ -203,7 +234,9 @@ asio::awaitable<void> Server::Impl::drain() {
     spdlog::info("grace period over: closing {} sessions (nothing is deleted)", limiter->total());
     for (auto& loop : loops)
       asio::post(loop->io, [l = loop.get()] {
-        for (auto* s : l->streams) s->close();
+        // Shutting the socket down makes every pending read end; sessions then finish their own way
+        // (a POP3 session that did not reach UPDATE deletes nothing).
+        for (int fd : l->sockets) ::shutdown(fd, SHUT_RDWR);
       });
     auto hard = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (limiter->total() > 0 && std::chrono::steady_clock::now() < hard) {
@@ -235,7 +268,7 @@ int Server::run() {
   auto& d = *impl_;
   ::signal(SIGPIPE, SIG_IGN);
   for (auto& loop : d.loops) {
-    for (auto& acc : loop->acceptors) asio::co_spawn(loop->io, d.accept_loop(*loop, *acc), asio::detached);
+    for (auto& li : loop->listeners) asio::co_spawn(loop->io, d.accept_loop(*loop, li), asio::detached);
     loop->thread = std::thread([l = loop.get()] {
       auto guard = asio::make_work_guard(l->io);
       l->io.run();

@@ -1,3 +1,8 @@
+// store/maildrop.cpp — names for the store's error classes (see maildrop.hpp).
+//
+// SECURITY  No input.
+// STANDARDS None.
+// LIMITS    None.
 #include "store/maildrop.hpp"
 
 namespace buzon::store {

@@ -51,6 +51,7 @@ std::string_view to_string(StoreErrc c);
 struct MessageInfo {
   std::string uidl;         // unique-id listing (RFC 1939 §7): 1..70 octets, each 0x21..0x7E
   std::uint64_t size = 0;   // exact octets as sent with CRLF line ends, before dot-stuffing
+                            // (a missing final line end counts: WireSizeCounter::final_size())
   std::int64_t received = 0;  // delivery time, unix seconds (Maildir: the file's mtime); for EXPIRE
   bool seen = false;          // retrieved before (Maildir: in cur/ or 'S' flag)
 };
@@ -110,15 +111,26 @@ class MailStore {
 
 // Octets of a message once every bare LF becomes CRLF (the POP3 size, RFC 1939 §5/§11).
 // Streaming: feed chunks in order; `prev_cr` carries whether the previous chunk ended in CR.
+// `size` is Dovecot's "virtual size" (the ",W=" Maildir field); final_size() adds the line end the
+// POP3 layer completes on an unterminated last line (proto/pop3/dot_stuffer.hpp wire_size()), and
+// is what MessageInfo::size reports.
 struct WireSizeCounter {
   std::uint64_t size = 0;
   bool prev_cr = false;
+  bool prev_lf = false;  // the last octet fed was LF
   void feed(std::string_view chunk) {
     for (char c : chunk) {
       if (c == '\n' && !prev_cr) ++size;  // a bare LF is sent as CRLF
       ++size;
       prev_cr = (c == '\r');
+      prev_lf = (c == '\n');
     }
+  }
+  // The octets RETR sends before the terminating ".CRLF", without byte-stuffing: `size`, plus 2
+  // for a missing final CRLF (1 when the message ends in a bare CR); an empty message stays 0.
+  std::uint64_t final_size() const {
+    if (size == 0 || prev_lf) return size;
+    return size + (prev_cr ? 1 : 2);
   }
 };
 

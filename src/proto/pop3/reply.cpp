@@ -174,6 +174,7 @@ std::string format_capa(const CapaOptions& o) {
 
   if (o.stls) append_line(out, "STLS");
   if (o.utf8) append_line(out, "UTF8 USER");
+  if (o.lang) append_line(out, "LANG");  // RFC 6856 §3
   if (!o.implementation.empty()) append_line(out, "IMPLEMENTATION " + o.implementation);
   append_end(out);
   return out;

@@ -78,6 +78,7 @@ struct CapaOptions {
   std::vector<std::string> sasl;    // mechanisms for "SASL ..."; empty: no SASL line
   bool stls = false;                // "STLS" (RFC 2595 §4), only before TLS
   bool utf8 = false;                // "UTF8 USER" (RFC 6856 §2, §2.2)
+  bool lang = false;                // "LANG" (RFC 6856 §3)
   std::optional<int> expire_days;   // nullopt or any negative value: "EXPIRE NEVER"
   bool expire_per_user = false;     // append "USER" to a numeric EXPIRE (AUTHORIZATION state)
   int login_delay = 0;              // seconds; <= 0 omits LOGIN-DELAY

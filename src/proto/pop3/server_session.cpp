@@ -49,7 +49,7 @@ std::chrono::seconds LoginTracker::check_and_record(const std::string& user, std
 
 namespace {
 
-constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kReadChunk = 2048;  // commands are short; idle sessions should cost little memory
 constexpr std::size_t kMessageChunk = 128 * 1024;
 constexpr std::size_t kFlushThreshold = 64 * 1024;  // write out before reading or producing more
 
@@ -127,6 +127,7 @@ class Session {
     }
     return *r;
   }
+  asio::awaitable<void> release_maildrop();
   std::string capa() const;
   void log_summary(std::string_view result);
 
@@ -193,6 +194,7 @@ std::string Session::capa() const {
   o.apop_ok = cfg_.apop;
   o.stls = false;
   o.utf8 = true;
+  o.lang = true;
   o.expire_days = cfg_.expire_days ? std::optional<int>(static_cast<int>(*cfg_.expire_days)) : std::nullopt;
   o.login_delay = static_cast<int>(cfg_.login_delay.count());
   o.implementation = "buzon";
@@ -230,20 +232,24 @@ asio::awaitable<void> Session::run() {
   }
   co_await flush();
 
-  // An aborted session deletes nothing (RFC 1939 §6); it still records what was read, as Dovecot
-  // does, so that other readers see those messages as seen.
-  if (drop_) {
-    std::vector<std::size_t> seen;
-    for (std::size_t i = 0; i < retrieved_.size(); ++i)
-      if (retrieved_[i] && !(state_ == State::update && deleted_[i])) seen.push_back(i);
-    auto drop = std::move(drop_);
-    co_await svc_.pool->run([&]() -> bool {
-      if (!seen.empty()) (void)drop->mark_seen(seen);
-      drop.reset();  // releases the lock
-      return true;
-    });
-  }
+  // An aborted session deletes nothing (RFC 1939 §6).
+  co_await release_maildrop();
   log_summary(end_reason_);
+}
+
+// Records what was retrieved, as Dovecot does also for an aborted session (other readers then see
+// those messages as read), and releases the lock. Never deletes.
+asio::awaitable<void> Session::release_maildrop() {
+  if (!drop_) co_return;
+  std::vector<std::size_t> seen;
+  for (std::size_t i = 0; i < retrieved_.size(); ++i)
+    if (retrieved_[i] && !(state_ == State::update && deleted_[i])) seen.push_back(i);
+  auto drop = std::move(drop_);
+  co_await svc_.pool->run([&]() -> bool {
+    if (!seen.empty()) (void)drop->mark_seen(seen);
+    drop.reset();  // releases the lock
+    return true;
+  });
 }
 
 void Session::log_summary(std::string_view result) {
@@ -577,6 +583,9 @@ asio::awaitable<void> Session::cmd_quit() {
   }
   deleted_on_quit_ = doomed.size();
   svc_.counters.dele.fetch_add(doomed.size(), std::memory_order_relaxed);
+  // Release the maildrop before the +OK goes out: a client that reconnects the moment it reads the
+  // reply must not find its own mailbox still locked ([IN-USE]).
+  co_await release_maildrop();
   out_ += ok(fmt::format("buzon POP3 server signing off ({} messages deleted).", doomed.size()));
 }
 

@@ -115,11 +115,11 @@ TEST_F(SessionTest, DeletedMessageVanishesEverywhere) {
 TEST_F(SessionTest, RetrIsDotStuffedCrlfAndTerminated) {
   store_.add(kBox, "Subject: x\n\n.hidden\nlast line without newline", "u1");
   auto out = after_login("LIST 1\r\nRETR 1\r\nQUIT\r\n");
-  // The size counts the message as stored with CRLF line ends; the CRLF that completes the last
-  // line on the wire belongs to the terminator, like the final ".\r\n" (RFC 1939 §11).
+  // The size is exactly what is sent before the terminating ".\r\n": CRLF line ends, without the
+  // stuffed dots, and with the CRLF that completes an unterminated last line (RFC 1939 §11).
   EXPECT_EQ(out,
-            "+OK 1 48\r\n"
-            "+OK 48 octets\r\n"
+            "+OK 1 50\r\n"
+            "+OK 50 octets\r\n"
             "Subject: x\r\n\r\n..hidden\r\nlast line without newline\r\n.\r\n"
             "+OK buzon POP3 server signing off (0 messages deleted).\r\n");
 }

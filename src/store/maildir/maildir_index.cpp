@@ -1,7 +1,7 @@
 // store/maildir/maildir_index.cpp — "buzon-index" format (see maildir_index.hpp).
 //
 // SECURITY  Untrusted text; malformed lines are skipped.
-// STANDARDS Own format, version 1.
+// STANDARDS Own format, version 2.
 // LIMITS    See maildir_index.hpp.
 #include "store/maildir/maildir_index.hpp"
 

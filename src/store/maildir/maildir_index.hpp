@@ -1,11 +1,11 @@
 // store/maildir/maildir_index.hpp — buzon's per-Maildir cache "buzon-index": base name -> wire size
-// (octets with CRLF line ends), delivery mtime and, once scanned, the X-UIDL header. It lets a login
+// (MessageInfo::size), delivery mtime and, once scanned, the X-UIDL header. It lets a login
 // list a Maildir with readdir alone instead of reading every message.
 //
 // SECURITY  The file lives in a directory the mail owner may write: every line is validated and
 //           a bad line is dropped (the message is then scanned again); a bad header drops the file.
-// STANDARDS Own format, version 1:
-//             "buzon-index 1\n"
+// STANDARDS Own format, version 2:
+//             "buzon-index 2\n"
 //             "<wire size>\t<mtime>\t<x-uidl>\t<base name>\n" ...
 //           <x-uidl> is "?" (not scanned), "-" (no valid X-UIDL) or "+<value>".
 // LIMITS    Base names containing LF are not cached. Entries are trusted: Maildir files are
@@ -19,7 +19,9 @@
 
 namespace buzon::store::maildir {
 
-inline constexpr std::string_view kIndexHeader = "buzon-index 1";
+// Version 2: sizes include the completion of an unterminated last line (version 1 files, which
+// did not, are ignored and rebuilt).
+inline constexpr std::string_view kIndexHeader = "buzon-index 2";
 
 struct IndexEntry {
   enum class XUidl : char { unknown, none, present };

@@ -121,6 +121,21 @@ Result<void> check_under_root(const std::string& root, const std::string& locati
   return {};
 }
 
+// Octets the POP3 layer adds to complete the last line of a file: 0 when it is empty or ends in
+// LF, 1 after a final CR, else 2 (see WireSizeCounter::final_size()).
+Result<std::uint64_t> final_line_end_octets(int fd, const struct stat& st, std::string_view what) {
+  if (st.st_size == 0) return 0;
+  char last = 0;
+  for (;;) {
+    const ssize_t n = ::pread(fd, &last, 1, st.st_size - 1);
+    if (n == 1) break;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys_fail("read", what, errno);
+    return 0;  // truncated meanwhile: nothing to complete
+  }
+  return last == '\n' ? 0 : (last == '\r' ? 1 : 2);
+}
+
 class MaildirReader final : public MessageReader {
  public:
   MaildirReader(UniqueFd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
@@ -266,7 +281,9 @@ Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
     }
   }
   // A file moved new/ -> cur/ by another reader between the two listings shows up in both; keep
-  // the new/ entry only if it still exists (indexed entries are otherwise never stat'ed).
+  // the new/ entry only if it still exists (indexed entries are otherwise never stat'ed). Files
+  // that really share a base name in new/ and cur/ bypass the index, which is keyed by base name.
+  std::unordered_set<std::string> shared_bases;
   {
     std::unordered_set<std::string> cur_bases;
     for (const Candidate& c : cands) {
@@ -275,8 +292,12 @@ Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
     std::erase_if(cands, [&](const Candidate& c) {
       if (c.entry.dir != Dir::new_dir || !cur_bases.contains(c.entry.base)) return false;
       struct stat st{};
-      return ::fstatat(new_dir.get(), c.entry.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 &&
-             errno == ENOENT;
+      if (::fstatat(new_dir.get(), c.entry.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 &&
+          errno == ENOENT) {
+        return true;
+      }
+      shared_bases.insert(c.entry.base);
+      return false;
     });
   }
 
@@ -296,9 +317,9 @@ Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
 
   std::vector<Candidate> kept;
   kept.reserve(cands.size());
-  for (std::size_t ci = 0; ci < cands.size(); ++ci) {
-    Candidate& c = cands[ci];
-    const auto it = old_index.find(c.entry.base);
+  for (Candidate& c : cands) {
+    const bool shared = shared_bases.contains(c.entry.base);
+    const auto it = shared ? old_index.end() : old_index.find(c.entry.base);
     const bool indexed = it != old_index.end();
     IndexEntry ie = indexed ? it->second : IndexEntry{};
     const auto w = size_hint(c.entry.name, 'W');
@@ -312,15 +333,9 @@ Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
       bool vanished = false;
       for (int attempt = 0;; ++attempt) {
         const int dfd = dirfd(c.entry.dir);
-        int rc;
-        if (need_size || need_x) {
-          fd = UniqueFd(::openat(dfd, c.entry.name.c_str(),
-                                 O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
-          rc = fd ? ::fstat(fd.get(), &st) : -1;
-        } else {
-          rc = ::fstatat(dfd, c.entry.name.c_str(), &st, AT_SYMLINK_NOFOLLOW);
-        }
-        if (rc == 0) break;
+        fd = UniqueFd(::openat(dfd, c.entry.name.c_str(),
+                               O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+        if (fd && ::fstat(fd.get(), &st) == 0) break;
         const int err = errno;
         if (err == ELOOP) {  // a symlink planted after the listing: not a message
           vanished = true;
@@ -330,7 +345,6 @@ Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
           return sys_fail("open", describe(c.entry.dir, c.entry.name), err);
         }
         // Moved (new/ -> cur/, or new flags): follow it unless its new name is listed anyway.
-        std::string old_name = c.entry.name;
         if (attempt > 0 || !relocate(c.entry)) {
           vanished = true;
           break;
@@ -347,7 +361,11 @@ Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
       if (!indexed) {
         ie.mtime = static_cast<std::int64_t>(st.st_mtime);
         if (w) {
-          ie.wire_size = *w;
+          // ,W= is Dovecot's virtual size; the POP3 size also counts the line end completed on
+          // an unterminated last line, so the last octet is needed (one pread, then cached).
+          auto tail = final_line_end_octets(fd.get(), st, describe(c.entry.dir, c.entry.name));
+          if (!tail) return std::unexpected(tail.error());
+          ie.wire_size = *w + *tail;
           ++stats.from_name;
         }
       }
@@ -366,7 +384,7 @@ Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
         }
       }
     }
-    if (indexed && !need_size) ++stats.from_index;
+    if (indexed) ++stats.from_index;
     if (!accepted.emplace(c.entry.dir, c.entry.name).second) continue;
 
     c.info.size = ie.wire_size;
@@ -379,7 +397,7 @@ Result<void> MaildirMaildrop::Impl::load(const MaildropOptions& opts) {
         c.record = &r->second;
       }
     }
-    index.insert_or_assign(c.entry.base, std::move(ie));
+    if (!shared) index.insert_or_assign(c.entry.base, std::move(ie));
     kept.push_back(std::move(c));
   }
 

@@ -107,7 +107,7 @@ TEST_F(MaildirTest, ListsNamesOfOtherWriters) {
   ASSERT_TRUE(drop);
   const auto& m = drop->messages();
   ASSERT_EQ(m.size(), 5u);
-  EXPECT_EQ(m[0].size, 999u);
+  EXPECT_EQ(m[0].size, 1001u);  // W=999, + the CRLF completing "hello"
   EXPECT_FALSE(m[0].seen);
   EXPECT_EQ(m[0].received, 1700000000);
   EXPECT_EQ(m[1].size, 15u);
@@ -119,6 +119,28 @@ TEST_F(MaildirTest, ListsNamesOfOtherWriters) {
   EXPECT_EQ(drop->stats().from_name, 1u);
   EXPECT_EQ(drop->stats().scanned, 4u);
   EXPECT_EQ(*read_message(*drop, 1), "a\nb\nc\nd\ne\n");
+}
+
+TEST_F(MaildirTest, VirtualSizeFromNameIsCompletedForUnterminatedLastLine) {
+  put("new", "1700000000.M1P1.h,S=3,W=3", "a\r\n");  // terminated: W as is
+  put("new", "1700000001.M1P1.h,S=2,W=2", "ab");      // RETR adds CRLF
+  put("new", "1700000002.M1P1.h,S=2,W=2", "a\r");     // RETR adds LF
+  put("new", "1700000003.M1P1.h,S=0,W=0", "");        // empty stays 0
+  {
+    auto drop = must_open();
+    ASSERT_TRUE(drop);
+    ASSERT_EQ(drop->messages().size(), 4u);
+    EXPECT_EQ(drop->messages()[0].size, 3u);
+    EXPECT_EQ(drop->messages()[1].size, 4u);
+    EXPECT_EQ(drop->messages()[2].size, 3u);
+    EXPECT_EQ(drop->messages()[3].size, 0u);
+    EXPECT_EQ(drop->stats().from_name, 4u);
+    EXPECT_EQ(drop->stats().scanned, 0u);
+  }
+  auto drop = must_open();  // cached: no file is opened again
+  ASSERT_TRUE(drop);
+  EXPECT_EQ(drop->stats().from_index, 4u);
+  EXPECT_EQ(drop->messages()[1].size, 4u);
 }
 
 TEST_F(MaildirTest, OrdersByNameTimeThenNumericNameThenMtime) {
@@ -137,16 +159,23 @@ TEST_F(MaildirTest, OrdersByNameTimeThenNumericNameThenMtime) {
 
 TEST_F(MaildirTest, SameBaseInNewAndCurGetsDistinctUidls) {
   put("new", "1700000000.M1P1.h", "one\n");
-  put("cur", "1700000000.M1P1.h:2,S", "two\n");
+  put("cur", "1700000000.M1P1.h:2,S", "three\n");
   auto drop = must_open();
   ASSERT_TRUE(drop);
   ASSERT_EQ(drop->messages().size(), 2u);
   EXPECT_NE(drop->messages()[0].uidl, drop->messages()[1].uidl);
   EXPECT_TRUE(is_valid_uidl(drop->messages()[1].uidl));
-  // Deterministic: the same on reopen.
+  // Deterministic: the same on reopen, and each keeps its own size (the index, keyed by base
+  // name, is bypassed for such pairs).
   const auto first = uidls_of(*drop);
   drop.reset();
-  EXPECT_EQ(uidls_of(*must_open()), first);
+  auto again = must_open();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(uidls_of(*again), first);
+  EXPECT_EQ(again->messages()[0].size, 5u);
+  EXPECT_EQ(again->messages()[1].size, 7u);
+  EXPECT_EQ(*read_message(*again, 0), "one\n");
+  EXPECT_EQ(*read_message(*again, 1), "three\n");
 }
 
 // ---- location safety ---------------------------------------------------------------------------
@@ -288,7 +317,7 @@ TEST_F(MaildirTest, IndexAvoidsRereadingMessages) {
     EXPECT_TRUE(drop->stats().index_written);
   }
   const std::string index = read_file(md_ + "/buzon-index");
-  EXPECT_TRUE(index.starts_with("buzon-index 1\n"));
+  EXPECT_TRUE(index.starts_with("buzon-index 2\n"));
   EXPECT_NE(index.find("6\t1700000000\t?\t1700000000.M1P1.h\n"), std::string::npos) << index;
 
   // Rewrite the files behind the index's back: the cached sizes are used, nothing is read.
@@ -347,7 +376,7 @@ TEST_F(MaildirTest, CorruptIndexIsIgnoredAndRebuilt) {
   }
   // Right header, bad lines: each bad line only costs a scan of its message.
   write_file(md_ + "/buzon-index",
-             "buzon-index 1\n"
+             "buzon-index 2\n"
              "x\t1\t?\t1700000000.M1P1.h\n"  // bad size
              "3\t1\t?\t1700000001.M1P1.h\n"
              "5\t1\t+bad uidl\tother\n"       // bad X-UIDL
@@ -371,7 +400,7 @@ TEST(MaildirIndex, FormatRoundTrips) {
   idx.erase("bad\nname");
   EXPECT_EQ(back, idx);
   EXPECT_EQ(format_index(back), text);
-  EXPECT_TRUE(parse_index("buzon-index 2\n1\t1\t?\tx\n").empty());
+  EXPECT_TRUE(parse_index("buzon-index 1\n1\t1\t?\tx\n").empty());  // older sizes: rebuilt
 }
 
 // ---- UIDLs -------------------------------------------------------------------------------------
@@ -648,7 +677,7 @@ TEST_F(MaildirTest, DeliverWritesNewWithSizesAndCleansTmp) {
 
   auto drop = must_open();
   ASSERT_TRUE(drop);
-  EXPECT_EQ(drop->messages()[0].size, w.size);
+  EXPECT_EQ(drop->messages()[0].size, w.final_size());
   EXPECT_EQ(drop->stats().from_name, 1u);
   EXPECT_EQ(drop->stats().scanned, 0u);
 }

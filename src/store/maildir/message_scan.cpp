@@ -92,7 +92,7 @@ Result<ScanResult> scan_message(int fd, bool want_size, bool want_x_uidl, std::s
     }
   }
   if (want_x_uidl) out.x_uidl = find_x_uidl(header, eof && header.size() < kMaxHeaderScan);
-  out.wire_size = counter.size;
+  out.wire_size = counter.final_size();
   return out;
 }
 

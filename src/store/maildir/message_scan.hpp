@@ -1,5 +1,6 @@
 // store/maildir/message_scan.hpp — one streaming pass over a stored message: its wire size (octets
-// once every bare LF is sent as CRLF) and, on request, its X-UIDL header.
+// once every bare LF is sent as CRLF and an unterminated last line completed) and, on request, its
+// X-UIDL header.
 //
 // SECURITY  Message bytes are untrusted: the header is scanned only up to kMaxHeaderScan octets,
 //           and an X-UIDL is accepted only when it is a valid RFC 1939 UIDL.
@@ -26,7 +27,7 @@ inline constexpr std::size_t kScanChunk = 64 * 1024;
 std::optional<std::string> find_x_uidl(std::string_view header, bool at_eof);
 
 struct ScanResult {
-  std::uint64_t wire_size = 0;      // valid when the size was asked for
+  std::uint64_t wire_size = 0;      // WireSizeCounter::final_size(), when the size was asked for
   std::optional<std::string> x_uidl;  // valid when the X-UIDL was asked for
 };
 

@@ -236,7 +236,7 @@ Result<std::unique_ptr<Maildrop>> MemoryStore::open_maildrop(const MailboxRef& b
     WireSizeCounter size;
     size.feed(*m.content);
     ids.push_back(m.id);
-    infos.push_back(MessageInfo{m.uidl, size.size, m.received, m.seen});
+    infos.push_back(MessageInfo{m.uidl, size.final_size(), m.received, m.seen});
     contents.push_back(m.content);
   }
   b.locked = true;
