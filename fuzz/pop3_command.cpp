@@ -1,7 +1,8 @@
 // fuzz/pop3_command.cpp — the POP3 command parser, parse_msgnum, parse_line_count and is_utf8.
 //
-// Input: one command line as a client could send it (the session strips the terminator and bounds
-// the length; the fuzzer also tries longer lines). Invariants checked on top of "no crash, no UB":
+// Input: [maildrop size octet][deleted-marks octet] then one command line as a client could send
+// it (the session strips the terminator and bounds the length; the fuzzer also tries longer lines).
+// Invariants checked on top of "no crash, no UB":
 //  - a parsed keyword is 3-4 upper-case ASCII letters/digits; a known verb's keyword is its name;
 //  - arguments of a known verb hold no control character and respect the table's argument count;
 //  - error messages carry no CR, LF or NUL (they become "-ERR <message>" lines);
@@ -105,11 +106,12 @@ void check_msgnum(std::string_view arg, std::size_t count, const std::vector<boo
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  // The first two octets (when present) choose the maildrop size and the deleted marks for the
+  // The first two octets choose the maildrop size and the deleted marks for the
   // message-number checks; the rest is the line.
-  std::size_t count = size > 0 ? data[0] % 17 : 3;
-  std::uint8_t delmask = size > 1 ? data[1] : 0;
-  std::string_view line(reinterpret_cast<const char*>(data), size);
+  if (size < 2) return 0;
+  const std::size_t count = data[0] % 17;
+  const std::uint8_t delmask = data[1];
+  std::string_view line(reinterpret_cast<const char*>(data + 2), size - 2);
 
   FUZZ_CHECK(is_utf8(line) == ref_utf8(line), "is_utf8 matches the reference decoder");
 

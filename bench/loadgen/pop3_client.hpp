@@ -72,7 +72,8 @@ class Pop3Client {
         l.remove_suffix(1);
         co_return l;
       }
-      if (!co_await fill()) throw BenchError("server closed the connection where a line was expected");
+      bool more = co_await fill();
+      if (!more) throw BenchError("server closed the connection where a line was expected");
     }
   }
 
@@ -152,14 +153,16 @@ class Pop3Client {
           at_start = false;
         }
       }
-      if (!co_await fill()) throw BenchError("server closed the connection inside a multi-line response");
+      bool more = co_await fill();
+      if (!more) throw BenchError("server closed the connection inside a multi-line response");
     }
   }
 
   // After QUIT: the server must close the connection (RFC 1939 §6) and send nothing more.
   asio::awaitable<void> expect_eof() {
     if (beg_ != end_) throw BenchError("unexpected data after QUIT: '" + printable(std::string_view(buf_.get() + beg_, end_ - beg_)) + "'");
-    if (co_await fill()) throw BenchError("unexpected data after QUIT");
+    bool more = co_await fill();
+    if (more) throw BenchError("unexpected data after QUIT: '" + printable(std::string_view(buf_.get() + beg_, end_ - beg_)) + "'");
   }
 
   void close() {

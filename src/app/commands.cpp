@@ -6,6 +6,7 @@
 #include "core/config.hpp"
 #include "core/log.hpp"
 #include "core/mail_location.hpp"
+#include "server/privileges.hpp"
 #include "server/server.hpp"
 
 #include <fmt/format.h>
@@ -13,6 +14,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -88,12 +91,55 @@ int cmd_serve(const Options& opt) {
   auto cfg = load(opt);
   if (!cfg) return 1;
   if (auto r = init_logging(cfg->log); !r) return fail(r.error());
+  // Decided before anything is bound: as root without an account to switch to, refuse (SECURITY.md).
+  auto plan = server::plan_privileges(cfg->server, cfg->file.string());
+  if (!plan) {
+    spdlog::error("{}", plan.error());
+    return fail(plan.error());
+  }
   server::Server s(*cfg);
   if (auto r = s.start(); !r) {
     spdlog::error("{}", r.error());
     return fail(r.error());
   }
+  if (auto r = s.finish_start(*plan); !r) {  // metrics endpoint, then privileges are dropped for good
+    spdlog::error("{}", r.error());
+    return fail(r.error());
+  }
   return s.run();
+}
+
+// Issue 7: who `serve` will run as and whether that account reaches its files; metrics and PROXY.
+int doctor_operations(const Config& cfg, const std::vector<auth::User>* users) {
+  int problems = 0;
+  auto plan = server::plan_privileges(cfg.server, cfg.file.string());
+  if (!plan) {
+    std::cout << "privileges: " << plan.error() << "\n";
+    return 1;
+  }
+  std::cout << "privileges: " << plan->note << "\n";
+  if (plan->action == server::PrivilegePlan::Action::drop) {
+    auto need = [&](const std::filesystem::path& p, int mode, std::string_view what, std::string_view why) {
+      std::error_code ec;
+      if (!std::filesystem::exists(p, ec)) return;
+      if (!server::accessible_as(*plan, p.string(), mode))
+        std::cout << "warning: user " << plan->user << " cannot " << what << " " << p.string() << ": " << why
+                  << " (fix: chgrp " << plan->user << " " << p.string() << " and give the group access)\n";
+    };
+    need(cfg.file, R_OK, "read", "SIGHUP reloads will be refused");
+    need(cfg.resolve(cfg.users.passwd_file), R_OK, "read", "SIGHUP reloads will be refused");
+    if (users) {
+      std::size_t other_ids = 0;
+      for (auto& u : *users)
+        if ((u.uid && *u.uid != plan->uid) || (u.gid && *u.gid != plan->gid)) ++other_ids;
+      if (other_ids)
+        std::cout << "warning: " << other_ids << " users have uid/gid fields other than " << plan->user
+                  << "'s: buzon accesses all mail as " << plan->user << " (one mail uid, docs/SECURITY.md)\n";
+    }
+  }
+  if (cfg.metrics.enabled) std::cout << "metrics: listen " << cfg.metrics.listen.str() << " (http: /metrics /status)\n";
+  for (auto& a : cfg.proxy.listeners) std::cout << "proxy: PROXY protocol expected on " << a.str() << "\n";
+  return problems;
 }
 
 int cmd_doctor(const Options& opt) {
@@ -121,6 +167,59 @@ int cmd_doctor(const Options& opt) {
     std::cout << "warning: " << cfg->file.string() << ": [pop3] autologout = " << cfg->pop3.autologout
               << " is below the 10 minutes RFC 1939 §3 asks for\n";
   for (auto& a : cfg->pop3.listen) std::cout << "pop3: listen " << a.str() << "\n";
+  for (auto& a : cfg->smtp.listen) std::cout << "smtp: listen " << a.str() << "\n";
+  for (auto& a : cfg->lmtp.listen) std::cout << "lmtp: listen " << a.str() << "\n";
+  if (!cfg->lmtp.socket.empty()) std::cout << "lmtp: socket " << cfg->resolve(cfg->lmtp.socket).string() << "\n";
+  if (!cfg->smtp.listen.empty()) {
+    if (cfg->smtp.local_domains.empty()) {
+      std::cout << "warning: " << cfg->file.string()
+                << ": [smtp] local_domains is empty: every recipient will be refused (list your domains)\n";
+    } else {
+      std::string domains;
+      for (auto& d : cfg->smtp.local_domains) domains += (domains.empty() ? "" : ", ") + d;
+      std::cout << "smtp: local domains " << domains << "\n";
+    }
+  }
+  // TLS and authentication (issue 3).
+  if (auto tls = server::check_tls(*cfg); !tls) {
+    std::cout << "tls: " << tls.error() << "\n";
+    ++problems;
+  } else {
+    for (auto& line : *tls) std::cout << "tls: certificate " << line << "\n";
+    for (auto& a : cfg->pop3.listen_tls) std::cout << "pop3s: listen " << a.str() << "\n";
+    if (cfg->tls.enabled() && cfg->pop3.stls) std::cout << "pop3: STLS offered on the plain listeners\n";
+    std::error_code ec;
+    if (cfg->tls.enabled()) {
+      auto perms = std::filesystem::status(cfg->resolve(cfg->tls.main.key), ec).permissions();
+      if (!ec && (perms & std::filesystem::perms::others_read) != std::filesystem::perms::none)
+        std::cout << "warning: " << cfg->resolve(cfg->tls.main.key).string()
+                  << " (the TLS private key) is readable by every user (fix: chmod 600 it)\n";
+    }
+  }
+  if (users) {
+    // Mechanisms that need a particular stored scheme: say who cannot use them.
+    auto count_without = [&](std::initializer_list<std::string_view> schemes) {
+      std::size_t n = 0;
+      for (auto& user : *users) {
+        auto sc = auth::scheme_of(user.password);
+        if (std::find(schemes.begin(), schemes.end(), sc) == schemes.end()) ++n;
+      }
+      return n;
+    };
+    for (auto& m : cfg->auth.mechanisms) {
+      std::size_t n = 0;
+      if (m == "CRAM-MD5") n = count_without({"PLAIN", "CLEAR", "CLEARTEXT", "CRAM-MD5"});
+      if (m.starts_with("SCRAM-SHA-256")) n = count_without({"PLAIN", "CLEAR", "CLEARTEXT", "SCRAM-SHA-256"});
+      if (n > 0)
+        std::cout << "warning: " << n << " of " << users->size() << " users cannot log in with " << m
+                  << " (their stored scheme cannot serve it; fix: `buzon user passwd NAME --scheme "
+                  << (m == "CRAM-MD5" ? "CRAM-MD5" : "SCRAM-SHA-256") << "`, or remove " << m
+                  << " from [auth] mechanisms)\n";
+    }
+  }
+  if (!cfg->auth.plaintext_requires_tls)
+    std::cout << "warning: [auth] plaintext_requires_tls = false: passwords may cross the network unencrypted\n";
+  problems += doctor_operations(*cfg, users ? &*users : nullptr);
   std::cout << (problems ? "doctor: problems found\n" : "doctor: ok\n");
   return problems ? 1 : 0;
 }

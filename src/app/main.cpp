@@ -1,4 +1,5 @@
 // buzon — one binary, subcommands: serve, doctor, user. Wiring only; the logic lives in the layers.
+#include "app/client_commands.hpp"
 #include "app/commands.hpp"
 
 #include <CLI/CLI.hpp>
@@ -12,6 +13,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   Options opt;
   if (const char* env = std::getenv("BUZON_CONFIG")) opt.config = env;
+  // Installed as "sendmail" (a symlink): behave as `buzon send` (mutt, cron, mail(1)).
+  if (invoked_as_sendmail(argv[0])) return cmd_send(opt, std::vector<std::string>(argv + 1, argv + argc));
   app.add_option("-c,--config", opt.config, "configuration file (default: ./var/buzon.toml or $BUZON_CONFIG)");
   app.set_version_flag("--version", std::string("buzon ") + kVersion);
 
@@ -37,9 +40,15 @@ int main(int argc, char** argv) {
   auto* ushow = user->add_subcommand("show", "show a user and where the mail is");
   ushow->add_option("name", u.name, "user name")->required();
 
+  FetchCli* fetch_cli = nullptr;
+  auto* fetch = add_fetch_command(app, fetch_cli);
+  auto* send = add_send_command(app);
+
   CLI11_PARSE(app, argc, argv);
 
   if (*serve) return cmd_serve(opt);
+  if (*fetch) return cmd_fetch(opt, *fetch_cli);
+  if (*send) return cmd_send(opt, send->remaining());
   if (*doctor) return cmd_doctor(opt);
   if (*uadd) return cmd_user_add(opt, u);
   if (*upasswd) return cmd_user_passwd(opt, u);

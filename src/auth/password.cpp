@@ -6,15 +6,26 @@
 //           never compare equal to itself. Argon2 parameters are parsed and bounded before
 //           libargon2 allocates anything.
 // STANDARDS Dovecot password schemes; crypt(3) formats as libxcrypt implements them; Argon2 PHC
-//           string format (RFC 9106, libargon2 encoding); RFC 1939 §7 (APOP), RFC 1321 (MD5).
+//           string format (RFC 9106, libargon2 encoding); RFC 1939 §7 (APOP), RFC 1321 (MD5);
+//           RFC 5802 §3 and RFC 7677 (SCRAM-SHA-256 keys); RFC 2104 §4 and RFC 2195 (the CRAM-MD5
+//           context: the MD5 states after the opad and ipad blocks, little-endian words, outer
+//           first, as Dovecot's hmac_md5_get_cram_context writes them).
 // LIMITS    password.hpp (kMaxPasswordLength, kMaxArgon2*).
 
 #include "auth/password.hpp"
+
+#include "core/base64.hpp"
+
+// The CRAM-MD5 context needs MD5's chaining state, which only the (deprecated, still shipped)
+// low-level MD5 API exposes.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include <openssl/md5.h>
 
 #include <argon2.h>
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <array>
@@ -29,7 +40,7 @@ static_assert(kMaxPasswordLength < CRYPT_MAX_PASSPHRASE_SIZE, "crypt_rn refuses 
 
 namespace {
 
-enum class Kind { kPlain, kCrypt, kArgon2 };
+enum class Kind { kPlain, kCrypt, kArgon2, kScram, kCramMd5 };
 
 struct Scheme {
   std::string_view name;
@@ -54,6 +65,8 @@ constexpr std::array kSchemes{
     Scheme{"DES-CRYPT", Kind::kCrypt, {"DES", "", ""}, false},
     Scheme{"ARGON2I", Kind::kArgon2, {}, true, Argon2_i},
     Scheme{"ARGON2ID", Kind::kArgon2, {}, true, Argon2_id},
+    Scheme{"SCRAM-SHA-256", Kind::kScram, {}, true},
+    Scheme{"CRAM-MD5", Kind::kCramMd5, {}, true},
 };
 
 std::string upper(std::string_view s) {
@@ -205,6 +218,164 @@ std::array<unsigned char, 32> sha256(std::string_view s) {
   return md;
 }
 
+// ---- SCRAM-SHA-256: "iterations,base64(salt),base64(StoredKey),base64(ServerKey)" ----------
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+           data.size(), out, &len) == nullptr)
+    return {};
+  return std::string(reinterpret_cast<const char*>(out), len);
+}
+
+std::optional<ScramSecret> derive_scram(std::string_view password, std::string salt, std::uint32_t iterations) {
+  std::string salted(32, '\0');
+  if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                        reinterpret_cast<const unsigned char*>(salt.data()), static_cast<int>(salt.size()),
+                        static_cast<int>(iterations), EVP_sha256(), static_cast<int>(salted.size()),
+                        reinterpret_cast<unsigned char*>(salted.data())) != 1)
+    return std::nullopt;
+  const std::string client_key = hmac_sha256(salted, "Client Key");
+  const auto stored = sha256(client_key);
+  ScramSecret out{iterations, std::move(salt), std::string(reinterpret_cast<const char*>(stored.data()), stored.size()),
+                  hmac_sha256(salted, "Server Key")};
+  OPENSSL_cleanse(salted.data(), salted.size());
+  if (out.server_key.size() != 32) return std::nullopt;
+  return out;
+}
+
+std::optional<ScramSecret> parse_scram(std::string_view data) {
+  std::array<std::string_view, 4> f{};
+  for (std::size_t i = 0; i < f.size(); ++i) {
+    const auto comma = data.find(',');
+    if ((comma == std::string_view::npos) != (i == f.size() - 1)) return std::nullopt;
+    f[i] = data.substr(0, comma);
+    data.remove_prefix(comma == std::string_view::npos ? data.size() : comma + 1);
+  }
+  std::uint32_t iterations = 0;
+  const auto [ptr, ec] = std::from_chars(f[0].data(), f[0].data() + f[0].size(), iterations);
+  if (ec != std::errc() || ptr != f[0].data() + f[0].size() || iterations == 0 || iterations > kMaxScramIterations)
+    return std::nullopt;
+  auto salt = base64_decode(f[1]);
+  auto stored = base64_decode(f[2]);
+  auto server = base64_decode(f[3]);
+  if (!salt || salt->empty() || !stored || stored->size() != 32 || !server || server->size() != 32) return std::nullopt;
+  return ScramSecret{iterations, std::move(*salt), std::move(*stored), std::move(*server)};
+}
+
+VerifyResult verify_scram(std::string_view data, std::string_view password) {
+  const auto secret = parse_scram(data);
+  if (!secret) return VerifyResult::kMalformed;
+  const auto mine = derive_scram(password, secret->salt, secret->iterations);
+  if (!mine) return VerifyResult::kMalformed;
+  return constant_time_equal(mine->stored_key, secret->stored_key) ? VerifyResult::kMatch : VerifyResult::kMismatch;
+}
+
+std::expected<std::string, std::string> hash_scram(std::string_view password) {
+  std::string salt(16, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size())) != 1)
+    return std::unexpected("the random number generator failed");
+  const auto s = derive_scram(password, salt, kScramIterations);
+  if (!s) return std::unexpected("PBKDF2 failed");
+  return "{SCRAM-SHA-256}" + std::to_string(s->iterations) + "," + base64_encode(s->salt) + "," +
+         base64_encode(s->stored_key) + "," + base64_encode(s->server_key);
+}
+
+// ---- CRAM-MD5: the HMAC-MD5 context (RFC 2104 §4) --------------------------------------------
+
+using CramContext = std::array<unsigned char, 32>;
+
+void put_le32(unsigned char*& p, MD5_LONG v) {
+  for (int i = 0; i < 4; ++i) *p++ = static_cast<unsigned char>((v >> (8 * i)) & 0xFF);
+}
+MD5_LONG get_le32(const unsigned char*& p) {
+  MD5_LONG v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<MD5_LONG>(*p++) << (8 * i);
+  return v;
+}
+
+// The MD5 states after one block of key^opad (outer) and key^ipad (inner).
+CramContext cram_context(std::string_view secret) {
+  std::array<unsigned char, 64> key{};
+  if (secret.size() > key.size()) {  // RFC 2104 §2: long keys are hashed first
+    MD5(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), key.data());
+  } else {
+    std::copy(secret.begin(), secret.end(), key.begin());
+  }
+  std::array<unsigned char, 64> ipad{}, opad{};
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    ipad[i] = key[i] ^ 0x36;
+    opad[i] = key[i] ^ 0x5c;
+  }
+  MD5_CTX inner, outer;
+  MD5_Init(&inner);
+  MD5_Update(&inner, ipad.data(), ipad.size());
+  MD5_Init(&outer);
+  MD5_Update(&outer, opad.data(), opad.size());
+  CramContext out{};
+  unsigned char* p = out.data();
+  for (MD5_LONG v : {outer.A, outer.B, outer.C, outer.D, inner.A, inner.B, inner.C, inner.D}) put_le32(p, v);
+  OPENSSL_cleanse(key.data(), key.size());
+  OPENSSL_cleanse(ipad.data(), ipad.size());
+  OPENSSL_cleanse(opad.data(), opad.size());
+  OPENSSL_cleanse(&inner, sizeof inner);
+  OPENSSL_cleanse(&outer, sizeof outer);
+  return out;
+}
+
+// HMAC-MD5(key, message) resumed from a context: each half continues after its 64-octet block.
+std::array<unsigned char, 16> cram_hmac(const CramContext& ctx, std::string_view message) {
+  auto resume = [](MD5_CTX& c, const unsigned char* words) {
+    MD5_Init(&c);
+    c.A = get_le32(words);
+    c.B = get_le32(words);
+    c.C = get_le32(words);
+    c.D = get_le32(words);
+    c.Nl = 512;  // 64 octets already hashed, in bits
+    c.Nh = 0;
+    c.num = 0;
+  };
+  MD5_CTX outer, inner;
+  resume(outer, ctx.data());
+  resume(inner, ctx.data() + 16);
+  std::array<unsigned char, 16> digest{};
+  MD5_Update(&inner, message.data(), message.size());
+  MD5_Final(digest.data(), &inner);
+  MD5_Update(&outer, digest.data(), digest.size());
+  MD5_Final(digest.data(), &outer);
+  return digest;
+}
+
+std::string hex_of(const unsigned char* p, std::size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    out += kHex[p[i] >> 4];
+    out += kHex[p[i] & 0x0F];
+  }
+  return out;
+}
+
+std::optional<CramContext> parse_cram(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  CramContext out{};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    unsigned v = 0;
+    const auto [ptr, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
+    if (ec != std::errc() || ptr != hex.data() + 2 * i + 2) return std::nullopt;
+    out[i] = static_cast<unsigned char>(v);
+  }
+  return out;
+}
+
+VerifyResult verify_cram_scheme(std::string_view data, std::string_view password) {
+  const auto stored = parse_cram(data);
+  if (!stored) return VerifyResult::kMalformed;
+  const auto mine = cram_context(password);
+  return CRYPTO_memcmp(mine.data(), stored->data(), mine.size()) == 0 ? VerifyResult::kMatch : VerifyResult::kMismatch;
+}
+
 std::expected<std::string, std::string> hash_crypt(const Scheme& scheme, std::string_view password) {
   const std::string prefix(scheme.prefixes[0]);
   const unsigned long count = prefix.starts_with("$2") ? kBcryptCost : 0;  // 0 = library default
@@ -269,6 +440,10 @@ VerifyResult check_password(std::string_view stored, std::string_view password) 
       return verify_crypt(*scheme, parsed.data, password);
     case Kind::kArgon2:
       return verify_argon2(parsed.data, password);
+    case Kind::kScram:
+      return verify_scram(parsed.data, password);
+    case Kind::kCramMd5:
+      return verify_cram_scheme(parsed.data, password);
   }
   return VerifyResult::kUnknownScheme;
 }
@@ -302,6 +477,12 @@ std::expected<std::string, std::string> hash_password(std::string_view password,
       return hash_crypt(*scheme, password);
     case Kind::kArgon2:
       return hash_argon2(*scheme, password);
+    case Kind::kScram:
+      return hash_scram(password);
+    case Kind::kCramMd5: {
+      const auto ctx = cram_context(password);
+      return "{CRAM-MD5}" + hex_of(ctx.data(), ctx.size());
+    }
   }
   return std::unexpected("unknown password scheme");
 }
@@ -321,6 +502,39 @@ std::optional<std::string> plaintext_secret(std::string_view stored) {
   const Scheme* scheme = find_scheme(parsed.scheme);
   if (scheme == nullptr || scheme->kind != Kind::kPlain || parsed.data.empty()) return std::nullopt;
   return std::string(parsed.data);
+}
+
+std::optional<ScramSecret> scram_secret(std::string_view stored) {
+  if (auto plain = plaintext_secret(stored)) {
+    std::string salt(16, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size())) != 1)
+      return std::nullopt;
+    auto s = derive_scram(*plain, std::move(salt), kScramIterations);
+    OPENSSL_cleanse(plain->data(), plain->size());
+    return s;
+  }
+  const Parsed parsed = parse_stored(stored);
+  if (parsed.scheme != "SCRAM-SHA-256") return std::nullopt;
+  return parse_scram(parsed.data);
+}
+
+VerifyResult verify_cram_md5(std::string_view stored, std::string_view challenge, std::string_view digest) {
+  CramContext ctx{};
+  if (auto plain = plaintext_secret(stored)) {
+    ctx = cram_context(*plain);
+    OPENSSL_cleanse(plain->data(), plain->size());
+  } else {
+    const Parsed parsed = parse_stored(stored);
+    if (parsed.scheme != "CRAM-MD5") return VerifyResult::kUnknownScheme;
+    auto c = parse_cram(parsed.data);
+    if (!c) return VerifyResult::kMalformed;
+    ctx = *c;
+  }
+  const auto mac = cram_hmac(ctx, challenge);
+  std::string typed(digest);
+  for (char& c : typed)
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+  return constant_time_equal(hex_of(mac.data(), mac.size()), typed) ? VerifyResult::kMatch : VerifyResult::kMismatch;
 }
 
 std::string apop_digest(std::string_view timestamp, std::string_view secret) {

@@ -11,8 +11,13 @@
 // STANDARDS Dovecot password schemes (doc.dovecot.org "Password Schemes"): PLAIN, CLEAR,
 //           CLEARTEXT, CRYPT (the default when there is no {SCHEME} prefix, as Dovecot's
 //           passwd-file default_pass_scheme), SHA256-CRYPT ($5$), SHA512-CRYPT ($6$), BLF-CRYPT
-//           ($2y$/$2b$/$2a$), ARGON2I, ARGON2ID (PHC string format, RFC 9106); verify-only:
-//           MD5-CRYPT ($1$), DES-CRYPT. APOP digest: RFC 1939 §7 (MD5, RFC 1321).
+//           ($2y$/$2b$/$2a$), ARGON2I, ARGON2ID (PHC string format, RFC 9106), SCRAM-SHA-256
+//           ("iter,salt,StoredKey,ServerKey" in base64, RFC 5802 §3 / RFC 7677, as Dovecot 2.3.10+),
+//           CRAM-MD5 (Dovecot's 32-octet HMAC-MD5 context in hex, RFC 2104 §4, RFC 2195);
+//           verify-only: MD5-CRYPT ($1$), DES-CRYPT. APOP digest: RFC 1939 §7 (MD5, RFC 1321).
+//           Which SASL mechanisms a stored scheme can serve: any scheme serves PLAIN, LOGIN and
+//           USER/PASS; SCRAM-SHA-256 needs {SCRAM-SHA-256} or a plaintext scheme; CRAM-MD5 and
+//           APOP need the plaintext ({CRAM-MD5} serves CRAM-MD5 too).
 // LIMITS    kMaxPasswordLength octets of typed password; no NUL in a password (crypt(3) would
 //           truncate at it); argon2 m <= kMaxArgon2MemoryKiB, t <= kMaxArgon2Passes,
 //           p <= kMaxArgon2Lanes. bcrypt uses only the first 72 octets (a property of bcrypt).
@@ -41,6 +46,11 @@ inline constexpr std::uint32_t kArgon2iPasses = 4;
 inline constexpr std::size_t kArgon2SaltLength = 16;
 inline constexpr std::size_t kArgon2HashLength = 32;
 
+// SCRAM-SHA-256 hashes made by hash_password(): RFC 7677 §3's minimum, Dovecot's default.
+inline constexpr std::uint32_t kScramIterations = 4096;
+// Stored SCRAM iteration counts above this are refused (a bad entry must not burn a CPU).
+inline constexpr std::uint32_t kMaxScramIterations = 1000000;
+
 // The [users] default_scheme default (CONTRACT.md).
 inline constexpr std::string_view kDefaultScheme = "SHA512-CRYPT";
 
@@ -64,7 +74,8 @@ bool verify_password(std::string_view stored, std::string_view password);
 
 // "{SCHEME}data" for a fresh random salt. `scheme` is case-insensitive; one of PLAIN, CLEAR,
 // CLEARTEXT, CRYPT (bcrypt $2y$, as doveadm pw -s CRYPT), SHA256-CRYPT, SHA512-CRYPT, BLF-CRYPT,
-// ARGON2I, ARGON2ID. Errors (text): unknown or verify-only scheme, unusable password (empty, too
+// ARGON2I, ARGON2ID, SCRAM-SHA-256 (kScramIterations, 16-octet salt), CRAM-MD5 (unsalted: a
+// password equivalent for CRAM-MD5, use only when that mechanism is needed). Errors (text): unknown or verify-only scheme, unusable password (empty, too
 // long, NUL; for the plaintext schemes also ':' or control characters, which a passwd-file line
 // cannot hold), CSPRNG or library failure.
 std::expected<std::string, std::string> hash_password(std::string_view password, std::string_view scheme);
@@ -82,6 +93,22 @@ bool can_verify_scheme(std::string_view scheme);
 // The shared secret for the plaintext schemes (PLAIN, CLEAR, CLEARTEXT), nullopt for any other
 // scheme or an empty secret. APOP needs it: its digest is keyed by the secret (RFC 1939 §7).
 std::optional<std::string> plaintext_secret(std::string_view stored);
+
+// What a SCRAM-SHA-256 server needs (RFC 5802 §3), raw octets.
+struct ScramSecret {
+  std::uint32_t iterations = kScramIterations;
+  std::string salt, stored_key, server_key;
+};
+
+// The SCRAM-SHA-256 keys of a stored secret: parsed from {SCRAM-SHA-256}, or derived from a
+// plaintext scheme with a fresh random salt (CPU work: PBKDF2). nullopt for any other scheme (a
+// crypt or argon2 hash cannot give them) or a malformed value.
+std::optional<ScramSecret> scram_secret(std::string_view stored);
+
+// CRAM-MD5 (RFC 2195): checks `digest` (32 hex digits) = HMAC-MD5(secret, challenge) for a stored
+// plaintext secret or Dovecot's {CRAM-MD5} context, in constant time. kUnknownScheme when the
+// stored scheme cannot serve CRAM-MD5 (hashes), kMalformed for a broken stored value.
+VerifyResult verify_cram_md5(std::string_view stored, std::string_view challenge, std::string_view digest);
 
 // Lower-case hex MD5(timestamp + secret), RFC 1939 §7. `timestamp` includes the angle brackets.
 // Returns "" only if MD5 is unavailable (an OpenSSL FIPS-only configuration).

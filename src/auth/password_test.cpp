@@ -4,7 +4,10 @@
 
 #include "auth/password.hpp"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -60,6 +63,11 @@ const Vector kVectors[] = {
     {"{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$frqXonKtEgEv1C6txsniAw$myhlixQ7zCBqMLAUbdiqOoqbm1yBWCaCmaxxR/g1sVM",
      "secret", "doveadm pw -s ARGON2I -p secret"},
     {"{PLAIN}secret", "secret", "doveadm pw -s PLAIN -p secret"},
+    {"{SCRAM-SHA-256}4096,LHumZYalbUQxPG9IELuL3A==,0eikVICCHztuBOdTn8ZEVPacPXx6ujC1gjIevwC7QZQ=,"
+     "qaCxTXT8p6MzcYwQabKLyLGFMK6wgFLqqW0YQXdWLNI=",
+     "pencil", "doveadm pw -s SCRAM-SHA-256 -p pencil"},
+    {"{CRAM-MD5}d06d4e1b26fccaa4b0b61801132340a354b21152711fb604ca3e035e7015116b", "tanstaaftanstaaf",
+     "doveadm pw -s CRAM-MD5 -p tanstaaftanstaaf"},
     {"{CLEAR}secret", "secret", "doveadm pw -s CLEAR -p secret"},
     // UTF-8 password "pässwörd" (octets 70 c3 a4 73 73 77 c3 b6 72 64).
     {"{SHA512-CRYPT}$6$6X717vsrPMpgfoDh$7a1nElAjXZhKLQvgZUPOywyrTNqn5LgF4zBRAqJcCnNCC5dHXMY4YJEKWMpmmg87qMueyxMXAn3u5vZ."
@@ -125,6 +133,8 @@ TEST(Password, RoundTripEveryScheme) {
       {"BLF-CRYPT", "{BLF-CRYPT}$2y$10$"},
       {"ARGON2I", "{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$"},
       {"ARGON2ID", "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$"},
+      {"SCRAM-SHA-256", "{SCRAM-SHA-256}4096,"},
+      {"CRAM-MD5", "{CRAM-MD5}"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.scheme);
@@ -134,7 +144,8 @@ TEST(Password, RoundTripEveryScheme) {
     EXPECT_EQ(check_password(*h, "correct horse"), VerifyResult::kMatch);
     EXPECT_EQ(check_password(*h, "correct horsf"), VerifyResult::kMismatch);
     EXPECT_FALSE(verify_password(*h, "correct"));
-    if (std::string_view(c.scheme) != "PLAIN" && std::string_view(c.scheme) != "CLEAR") {
+    const std::string_view sc(c.scheme);
+    if (sc != "PLAIN" && sc != "CLEAR" && sc != "CRAM-MD5") {  // CRAM-MD5 is unsalted
       const auto again = hash_password("correct horse", c.scheme);
       ASSERT_TRUE(again.has_value());
       EXPECT_NE(*h, *again);
@@ -309,9 +320,67 @@ int doveadm_verifies(const std::string& stored, const std::string& password) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+TEST(Password, ScramSecretFromStoredScramOrPlaintextOnly) {
+  // The doveadm vector above: the keys come out as stored.
+  auto s = scram_secret(
+      "{SCRAM-SHA-256}4096,LHumZYalbUQxPG9IELuL3A==,0eikVICCHztuBOdTn8ZEVPacPXx6ujC1gjIevwC7QZQ=,"
+      "qaCxTXT8p6MzcYwQabKLyLGFMK6wgFLqqW0YQXdWLNI=");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->iterations, 4096u);
+  EXPECT_EQ(s->salt.size(), 16u);
+  EXPECT_EQ(s->stored_key.size(), 32u);
+  // From a plaintext secret: a fresh salt each time, keys that match a SCRAM hash of the same
+  // password made with that salt.
+  auto a = scram_secret("{PLAIN}pencil");
+  auto b = scram_secret("{PLAIN}pencil");
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->salt, b->salt);
+  EXPECT_NE(a->stored_key, b->stored_key);
+  // Hashes cannot give SCRAM keys; malformed values give nothing.
+  EXPECT_FALSE(scram_secret(*hash_password("pencil", "SHA512-CRYPT")));
+  EXPECT_FALSE(scram_secret("{SCRAM-SHA-256}4096,AAAA,short,short"));
+  EXPECT_FALSE(scram_secret("{SCRAM-SHA-256}0,LHumZYalbUQxPG9IELuL3A==,0eikVICCHztuBOdTn8ZEVPacPXx6ujC1gjIevwC7QZQ=,"
+                            "qaCxTXT8p6MzcYwQabKLyLGFMK6wgFLqqW0YQXdWLNI="));
+  EXPECT_FALSE(scram_secret("{SCRAM-SHA-256}99999999,LHumZYalbUQxPG9IELuL3A==,0eikVICCHztuBOdTn8ZEVPacPXx6ujC1gjIevwC7"
+                            "QZQ=,qaCxTXT8p6MzcYwQabKLyLGFMK6wgFLqqW0YQXdWLNI="));
+  EXPECT_FALSE(scram_secret("{SCRAM-SHA-256}4096,LHumZYalbUQxPG9IELuL3A=="));
+  EXPECT_FALSE(scram_secret("{PLAIN}"));
+  EXPECT_EQ(check_password("{SCRAM-SHA-256}4096,x,y", "pencil"), VerifyResult::kMalformed);
+}
+
+TEST(Password, CramMd5Rfc2195WithPlaintextOrDovecotContext) {
+  // RFC 2195 §2: secret "tanstaaftanstaaf", challenge below, digest b913a602c7eda7a495b4e6e7334d3890.
+  const std::string challenge = "<1896.697170952@postoffice.reston.mci.net>";
+  const std::string digest = "b913a602c7eda7a495b4e6e7334d3890";
+  const std::string dovecot = "{CRAM-MD5}d06d4e1b26fccaa4b0b61801132340a354b21152711fb604ca3e035e7015116b";
+  EXPECT_EQ(verify_cram_md5("{PLAIN}tanstaaftanstaaf", challenge, digest), VerifyResult::kMatch);
+  EXPECT_EQ(verify_cram_md5(dovecot, challenge, digest), VerifyResult::kMatch);
+  EXPECT_EQ(verify_cram_md5(dovecot, challenge, "B913A602C7EDA7A495B4E6E7334D3890"), VerifyResult::kMatch);
+  EXPECT_EQ(*hash_password("tanstaaftanstaaf", "CRAM-MD5"), dovecot);  // byte-identical to doveadm's
+  EXPECT_EQ(verify_cram_md5(dovecot, challenge, "b913a602c7eda7a495b4e6e7334d3891"), VerifyResult::kMismatch);
+  EXPECT_EQ(verify_cram_md5(dovecot, "<other@x>", digest), VerifyResult::kMismatch);
+  EXPECT_EQ(verify_cram_md5(*hash_password("tanstaaftanstaaf", "SHA512-CRYPT"), challenge, digest),
+            VerifyResult::kUnknownScheme);
+  EXPECT_EQ(verify_cram_md5("{CRAM-MD5}abcd", challenge, digest), VerifyResult::kMalformed);
+  // A secret longer than an MD5 block is hashed first (RFC 2104 §2): context and HMAC agree.
+  const std::string long_secret(100, 'k');
+  const auto h = hash_password(long_secret, "CRAM-MD5");
+  ASSERT_TRUE(h);
+  unsigned char mac[16];
+  unsigned int len = 0;
+  const std::string msg = "<1.2@x>";
+  HMAC(EVP_md5(), long_secret.data(), static_cast<int>(long_secret.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) hex += fmt::format("{:02x}", mac[i]);
+  EXPECT_EQ(verify_cram_md5(*h, msg, hex), VerifyResult::kMatch);
+  EXPECT_EQ(verify_cram_md5("{PLAIN}" + long_secret, msg, hex), VerifyResult::kMatch);
+}
+
 TEST(Password, DovecotVerifiesOurHashes) {
   if (::access("/usr/bin/doveadm", X_OK) != 0) GTEST_SKIP() << "doveadm not installed";
-  for (const char* scheme : {"PLAIN", "CRYPT", "SHA256-CRYPT", "SHA512-CRYPT", "BLF-CRYPT", "ARGON2I", "ARGON2ID"}) {
+  for (const char* scheme : {"PLAIN", "CRYPT", "SHA256-CRYPT", "SHA512-CRYPT", "BLF-CRYPT", "ARGON2I", "ARGON2ID",
+                             "SCRAM-SHA-256", "CRAM-MD5"}) {
     SCOPED_TRACE(scheme);
     const auto h = hash_password("s3cret p\xc3\xa4ss", scheme);
     ASSERT_TRUE(h.has_value()) << h.error();

@@ -1,11 +1,14 @@
 #include "core/config.hpp"
 
+#include "core/ip_network.hpp"
+
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <functional>
@@ -145,6 +148,8 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
       {"max_connections_per_ip",
        [&](const toml::node& n) { return r.uint(n, c.server.max_connections_per_ip, "max_connections_per_ip", 1, 1000000); }},
       {"shutdown_grace", [&](const toml::node& n) { return r.uint(n, c.server.shutdown_grace, "shutdown_grace", 0, 3600); }},
+      {"user", [&](const toml::node& n) { return r.str(n, c.server.user, "user"); }},
+      {"group", [&](const toml::node& n) { return r.str(n, c.server.group, "group"); }},
   };
   Keys log{
       {"level",
@@ -157,6 +162,59 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
                            "use trace, debug, info, warn, error or off");
        }},
       {"file", [&](const toml::node& n) { return r.str(n, c.log.file, "file"); }},
+      {"format",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (auto e = r.str(n, c.log.format, "format")) return e;
+         if (c.log.format == "text" || c.log.format == "json") return std::nullopt;
+         return r.error_at(n, fmt::format("unknown log format '{}'", c.log.format), "use \"text\" or \"json\"");
+       }},
+  };
+  // One listen address (a string) or a list of them, checked the same way everywhere.
+  auto listen_list = [&](const toml::node& n, std::vector<ListenAddress>& out, std::string_view key,
+                         std::string_view example) -> std::optional<ConfigError> {
+    if (!n.is_array())
+      return r.error_at(n, fmt::format("'{}' must be an array", key), fmt::format("write {} = [\"{}\"]", key, example));
+    out.clear();
+    for (auto& el : *n.as_array()) {
+      std::string s;
+      if (auto e = r.str(el, s, key)) return e;
+      auto a = parse_listen_address(s);
+      if (!a) return r.error_at(el, fmt::format("bad listen address '{}': {}", s, a.error()),
+                                fmt::format("write \"{}\" or \"[::1]:{}\"", example, example.substr(example.rfind(':') + 1)));
+      out.push_back(*a);
+    }
+    return std::nullopt;
+  };
+  Keys metrics{
+      {"enabled", [&](const toml::node& n) { return r.boolean(n, c.metrics.enabled, "enabled"); }},
+      {"listen",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         std::string s;
+         if (auto e = r.str(n, s, "listen")) return e;
+         auto a = parse_listen_address(s);
+         if (!a) return r.error_at(n, fmt::format("bad listen address '{}': {}", s, a.error()),
+                                   "write \"127.0.0.1:9110\" (or set enabled = false)");
+         c.metrics.listen = *a;
+         return std::nullopt;
+       }},
+  };
+  Keys proxy{
+      {"listeners", [&](const toml::node& n) { return listen_list(n, c.proxy.listeners, "listeners", "127.0.0.1:1110"); }},
+      {"trusted",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (!n.is_array()) return r.error_at(n, "'trusted' must be an array", "write trusted = [\"127.0.0.1\", \"10.0.0.0/8\"]");
+         c.proxy.trusted.clear();
+         for (auto& el : *n.as_array()) {
+           std::string s;
+           if (auto e = r.str(el, s, "trusted")) return e;
+           if (auto net = parse_ip_network(s); !net)
+             return r.error_at(el, fmt::format("bad network '{}' in 'trusted': {}", s, net.error()),
+                               "write an address or a network such as \"10.0.0.0/8\" or \"::1\"");
+           c.proxy.trusted.push_back(s);
+         }
+         return std::nullopt;
+       }},
+      {"timeout", [&](const toml::node& n) { return r.uint(n, c.proxy.timeout, "timeout", 1, 300); }},
   };
   Keys users{
       {"passwd_file",
@@ -181,11 +239,13 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
       {"default_scheme",
        [&](const toml::node& n) -> std::optional<ConfigError> {
          if (auto e = r.str(n, c.users.default_scheme, "default_scheme")) return e;
-         static const char* ok[] = {"SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2ID", "ARGON2I", "PLAIN", "CRYPT"};
+         static const char* ok[] = {"SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2ID", "ARGON2I", "PLAIN", "CRYPT",
+                                    "SCRAM-SHA-256", "CRAM-MD5"};
          for (auto s : ok)
            if (c.users.default_scheme == s) return std::nullopt;
          return r.error_at(n, fmt::format("unknown password scheme '{}'", c.users.default_scheme),
-                           "use SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID, ARGON2I or PLAIN");
+                           "use SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID, ARGON2I, SCRAM-SHA-256, CRAM-MD5 or "
+                           "PLAIN");
        }},
   };
   Keys mail{
@@ -228,6 +288,12 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
          return std::nullopt;
        }},
       {"apop", [&](const toml::node& n) { return r.boolean(n, c.pop3.apop, "apop"); }},
+      {"listen_tls",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         c.pop3.listen_tls_line = static_cast<int>(n.source().begin.line);
+         return listen_list(n, c.pop3.listen_tls, "listen_tls", "127.0.0.1:1995");
+       }},
+      {"stls", [&](const toml::node& n) { return r.boolean(n, c.pop3.stls, "stls"); }},
       {"autologout",
        [&](const toml::node& n) { return r.uint(n, c.pop3.autologout, "autologout", 1, 86400); }},
       {"max_session_time", [&](const toml::node& n) { return r.uint(n, c.pop3.max_session_time, "max_session_time", 1, 604800); }},
@@ -248,21 +314,231 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
        }},
   };
 
+  auto bounded = [&](unsigned& out, std::string_view key, std::int64_t lo, std::int64_t hi) {
+    return [&out, &r, key, lo, hi](const toml::node& n) { return r.uint(n, out, key, lo, hi); };
+  };
+  Keys smtp{
+      {"listen", [&](const toml::node& n) { return listen_list(n, c.smtp.listen, "listen", "127.0.0.1:25"); }},
+      {"hostname", [&](const toml::node& n) { return r.str(n, c.smtp.hostname, "hostname"); }},
+      {"local_domains",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (!n.is_array())
+           return r.error_at(n, "'local_domains' must be an array", "write local_domains = [\"example.org\"]");
+         c.smtp.local_domains.clear();
+         for (auto& el : *n.as_array()) {
+           std::string d;
+           if (auto e = r.str(el, d, "local_domains")) return e;
+           for (char& ch : d) {
+             if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+             const auto u = static_cast<unsigned char>(ch);
+             if (!(std::isalnum(u) || ch == '.' || ch == '-' || u >= 0x80))
+               return r.error_at(el, fmt::format("'{}' in 'local_domains' is not a domain name", d),
+                                 "use letters, digits, '.' and '-' only, e.g. \"example.org\"");
+           }
+           if (d.empty() || d.front() == '.' || d.back() == '.' || d.find("..") != std::string::npos)
+             return r.error_at(el, fmt::format("'{}' in 'local_domains' is not a domain name", d),
+                               "write the domain without leading or trailing dots");
+           c.smtp.local_domains.push_back(d);
+         }
+         return std::nullopt;
+       }},
+      {"max_message_size", bounded(c.smtp.max_message_size, "max_message_size", 1024, 1073741824)},
+      {"max_recipients", bounded(c.smtp.max_recipients, "max_recipients", 1, 100000)},
+      {"max_errors", bounded(c.smtp.max_errors, "max_errors", 1, 1000)},
+      {"max_line_length", bounded(c.smtp.max_line_length, "max_line_length", 1000, 1048576)},
+      {"command_timeout", bounded(c.smtp.command_timeout, "command_timeout", 1, 3600)},
+      {"data_timeout", bounded(c.smtp.data_timeout, "data_timeout", 1, 3600)},
+      {"max_session_time", bounded(c.smtp.max_session_time, "max_session_time", 1, 604800)},
+      {"greet_pause", bounded(c.smtp.greet_pause, "greet_pause", 0, 60)},
+      {"vrfy", [&](const toml::node& n) { return r.boolean(n, c.smtp.vrfy, "vrfy"); }},
+      {"starttls", [&](const toml::node& n) { return r.boolean(n, c.smtp.starttls, "starttls"); }},
+  };
+  Keys lmtp{
+      {"listen", [&](const toml::node& n) { return listen_list(n, c.lmtp.listen, "listen", "127.0.0.1:24"); }},
+      {"socket",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         std::string s;
+         if (auto e = r.str(n, s, "socket")) return e;
+         c.lmtp.socket = s;
+         return std::nullopt;
+       }},
+      {"socket_mode",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         std::string s;
+         if (auto e = r.str(n, s, "socket_mode")) return e;
+         unsigned mode = 0;
+         auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), mode, 8);
+         if (s.empty() || ec != std::errc() || ptr != s.data() + s.size() || mode > 0777)
+           return r.error_at(n, fmt::format("'socket_mode' = \"{}\" is not an octal mode", s), "write e.g. \"0660\"");
+         c.lmtp.socket_mode = mode;
+         return std::nullopt;
+       }},
+  };
+
+  // [tls] (issue 3). Paths stay as written; Config::resolve() makes them absolute when used.
+  auto pem_path = [&](std::filesystem::path& out, int& line, std::string_view key) -> Handler {
+    return [&out, &line, &r, key](const toml::node& n) -> std::optional<ConfigError> {
+      std::string s;
+      if (auto e = r.str(n, s, key)) return e;
+      if (s.empty()) return r.error_at(n, fmt::format("'{}' is empty", key), "give the path of a PEM file, or remove the key");
+      out = s;
+      if (line == 0 || key == "cert") line = static_cast<int>(n.source().begin.line);
+      return std::nullopt;
+    };
+  };
+  Keys tls{
+      {"cert", pem_path(c.tls.main.cert, c.tls.main.line, "cert")},
+      {"key", pem_path(c.tls.main.key, c.tls.main.line, "key")},
+      {"chain", pem_path(c.tls.main.chain, c.tls.main.line, "chain")},
+      {"min_version",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (auto e = r.str(n, c.tls.min_version, "min_version")) return e;
+         if (c.tls.min_version == "TLSv1.2" || c.tls.min_version == "TLSv1.3") return std::nullopt;
+         return r.error_at(n, fmt::format("unsupported min_version '{}'", c.tls.min_version),
+                           "write \"TLSv1.2\" or \"TLSv1.3\" (older versions are not offered)");
+       }},
+      {"ciphers", [&](const toml::node& n) { return r.str(n, c.tls.ciphers, "ciphers"); }},
+      {"ciphersuites", [&](const toml::node& n) { return r.str(n, c.tls.ciphersuites, "ciphersuites"); }},
+      {"handshake_timeout",
+       [&](const toml::node& n) { return r.uint(n, c.tls.handshake_timeout, "handshake_timeout", 1, 600); }},
+      {"sni",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (!n.is_array_of_tables())
+           return r.error_at(n, "'sni' must be a list of tables", "write [[tls.sni]] sections with names, cert and key");
+         for (auto& el : *n.as_array()) {
+           TlsCertConfig t;
+           t.line = static_cast<int>(el.source().begin.line);
+           int ignored = 0;
+           Keys entry{
+               {"cert", pem_path(t.cert, ignored, "cert")},
+               {"key", pem_path(t.key, ignored, "key")},
+               {"chain", pem_path(t.chain, ignored, "chain")},
+               {"names",
+                [&](const toml::node& v) -> std::optional<ConfigError> {
+                  if (!v.is_array()) return r.error_at(v, "'names' must be an array", "write names = [\"mail.example.org\"]");
+                  for (auto& name : *v.as_array()) {
+                    std::string h;
+                    if (auto e = r.str(name, h, "names")) return e;
+                    for (char& ch : h)
+                      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+                    const auto host = h.starts_with("*.") ? std::string_view(h).substr(2) : std::string_view(h);
+                    bool ok = !host.empty() && host.front() != '.' && host.back() != '.';
+                    for (char ch : host) ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-');
+                    if (!ok)
+                      return r.error_at(name, fmt::format("'{}' in 'names' is not a host name", h),
+                                        "write a host name such as \"mail.example.org\" or \"*.example.org\"");
+                    t.names.push_back(h);
+                  }
+                  return std::nullopt;
+                }},
+           };
+           if (auto e = r.table(*el.as_table(), "tls.sni", entry)) return e;
+           if (t.names.empty() || t.cert.empty() || t.key.empty())
+             return ConfigError{file.string(), t.line, "a [[tls.sni]] entry needs names, cert and key",
+                                "add names = [\"host\"], cert = \"...pem\" and key = \"...pem\""};
+           c.tls.sni.push_back(std::move(t));
+         }
+         return std::nullopt;
+       }},
+  };
+  // [auth] (issue 3).
+  Keys auth{
+      {"mechanisms",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         static const char* known[] = {"PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"};
+         if (!n.is_array()) return r.error_at(n, "'mechanisms' must be an array", "write mechanisms = [\"PLAIN\", \"LOGIN\"]");
+         c.auth.mechanisms.clear();
+         for (auto& el : *n.as_array()) {
+           std::string m;
+           if (auto e = r.str(el, m, "mechanisms")) return e;
+           for (char& ch : m)
+             if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+           if (std::find(std::begin(known), std::end(known), m) == std::end(known))
+             return r.error_at(el, fmt::format("unknown SASL mechanism '{}'", m),
+                               "use PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256 or SCRAM-SHA-256-PLUS");
+           if (std::find(c.auth.mechanisms.begin(), c.auth.mechanisms.end(), m) != c.auth.mechanisms.end())
+             return r.error_at(el, fmt::format("'{}' is listed twice in 'mechanisms'", m), "list each mechanism once");
+           c.auth.mechanisms.push_back(m);
+         }
+         return std::nullopt;
+       }},
+      {"plaintext_requires_tls",
+       [&](const toml::node& n) { return r.boolean(n, c.auth.plaintext_requires_tls, "plaintext_requires_tls"); }},
+      {"trusted_networks",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (!n.is_array())
+           return r.error_at(n, "'trusted_networks' must be an array", "write trusted_networks = [\"127.0.0.0/8\", \"::1/128\"]");
+         c.auth.trusted_networks.clear();
+         for (auto& el : *n.as_array()) {
+           std::string s;
+           if (auto e = r.str(el, s, "trusted_networks")) return e;
+           if (auto net = parse_ip_network(s); !net)
+             return r.error_at(el, fmt::format("bad network '{}' in 'trusted_networks': {}", s, net.error()),
+                               "write an address or a network such as \"10.0.0.0/8\" or \"::1/128\"");
+           c.auth.trusted_networks.push_back(s);
+         }
+         return std::nullopt;
+       }},
+      {"failure_delay_ms",
+       [&](const toml::node& n) { return r.uint(n, c.auth.failure_delay_ms, "failure_delay_ms", 0, 60000); }},
+      {"failure_delay_max_ms",
+       [&](const toml::node& n) { return r.uint(n, c.auth.failure_delay_max_ms, "failure_delay_max_ms", 0, 600000); }},
+      {"hash_threads", [&](const toml::node& n) { return r.uint(n, c.auth.hash_threads, "hash_threads", 1, 256); }},
+  };
+  int auth_line = 0;
+
   Keys top{
       {"server", [&](const toml::node& n) { return section(n, "server", server); }},
+      {"tls", [&](const toml::node& n) { return section(n, "tls", tls); }},
+      {"auth",
+       [&](const toml::node& n) {
+         auth_line = static_cast<int>(n.source().begin.line);
+         return section(n, "auth", auth);
+       }},
       {"log", [&](const toml::node& n) { return section(n, "log", log); }},
       {"users", [&](const toml::node& n) { return section(n, "users", users); }},
       {"mail", [&](const toml::node& n) { return section(n, "mail", mail); }},
       {"pop3", [&](const toml::node& n) { return section(n, "pop3", pop3); }},
+      {"smtp", [&](const toml::node& n) { return section(n, "smtp", smtp); }},
+      {"lmtp", [&](const toml::node& n) { return section(n, "lmtp", lmtp); }},
+      {"metrics", [&](const toml::node& n) { return section(n, "metrics", metrics); }},
+      {"proxy", [&](const toml::node& n) { return section(n, "proxy", proxy); }},
+      // The client sections belong to `buzon fetch` and `buzon send`, which validate them strictly
+      // (src/fetch/account.cpp, src/send/send_config.cpp); the server only checks their shape.
+      {"fetch", [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (!n.is_table()) return r.error_at(n, "'fetch' must be a table", "write [fetch] or [[fetch.account]]");
+         return std::nullopt;
+       }},
+      {"send", [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (!n.is_table()) return r.error_at(n, "'send' must be a table", "write [send]");
+         return std::nullopt;
+       }},
   };
   for (auto&& [k, v] : root) {
     auto it = top.find(k.str());
     if (it == top.end())
       return std::unexpected(ConfigError{file.string(), static_cast<int>(k.source().begin.line),
                                          fmt::format("unknown section [{}]", k.str()),
-                                         "use [server], [log], [users], [mail] or [pop3]"});
+                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [fetch] or [send]"});
     if (auto e = it->second(v)) return std::unexpected(*e);
   }
+  // [tls] and its users (issue 3).
+  if (c.tls.main.cert.empty() != c.tls.main.key.empty())
+    return std::unexpected(ConfigError{file.string(), c.tls.main.line, "[tls] needs both cert and key",
+                                       "set cert = \"...pem\" and key = \"...pem\" (make run writes var/tls/cert.pem and key.pem)"});
+  if (!c.tls.enabled() && (!c.tls.main.chain.empty() || !c.tls.sni.empty()))
+    return std::unexpected(ConfigError{file.string(), c.tls.sni.empty() ? c.tls.main.line : c.tls.sni.front().line,
+                                       "[tls] chain or [[tls.sni]] without a default certificate",
+                                       "set cert and key in [tls]: they serve clients that send no matching name"});
+  if (!c.pop3.listen_tls.empty() && !c.tls.enabled())
+    return std::unexpected(ConfigError{file.string(), c.pop3.listen_tls_line, "[pop3] listen_tls needs a certificate",
+                                       "set cert and key in [tls], or remove listen_tls"});
+  if (c.auth.failure_delay_max_ms < c.auth.failure_delay_ms)
+    return std::unexpected(ConfigError{file.string(), auth_line, "[auth] failure_delay_max_ms is below failure_delay_ms",
+                                       "make failure_delay_max_ms at least failure_delay_ms"});
+  if (!c.proxy.listeners.empty() && c.proxy.trusted.empty())
+    return std::unexpected(ConfigError{file.string(), 0, "[proxy] listeners is set but [proxy] trusted is empty",
+                                       "list the addresses of your proxies in [proxy] trusted"});
   if (c.pop3.autologout < 600 && c.pop3.autologout != 0) {
     // Allowed (tests use short timers) but below RFC 1939 §3's recommended minimum; doctor warns.
   }

@@ -37,11 +37,29 @@ struct ServerConfig {
   unsigned max_connections = 1000;
   unsigned max_connections_per_ip = 100;
   unsigned shutdown_grace = 10;   // seconds
+  // Started as root: bind, read secrets, then run as this user (docs/SECURITY.md). "root" keeps
+  // root on purpose (demo, tests); started as another user, no change happens.
+  std::string user = "buzon";
+  std::string group;              // empty = the user's primary group
 };
 
 struct LogConfig {
   std::string level = "info";
   std::string file;  // empty = stderr
+  std::string format = "text";  // text | json (one JSON object per line)
+};
+
+struct MetricsConfig {
+  bool enabled = true;
+  ListenAddress listen{"127.0.0.1", 9110};  // HTTP: /metrics (Prometheus), /status
+};
+
+// PROXY protocol v1/v2 (HAProxy): listen addresses (of any service) that expect the header, and
+// the proxies allowed to send it ("10.0.0.0/8", "::1").
+struct ProxyConfig {
+  std::vector<ListenAddress> listeners;
+  std::vector<std::string> trusted;  // validated CIDR networks
+  unsigned timeout = 5;              // seconds for the header to arrive
 };
 
 struct UsersConfig {
@@ -64,6 +82,61 @@ struct Pop3Config {
   unsigned max_bad_commands = 20;
   unsigned login_delay = 0;           // seconds; 0 = not advertised (RFC 2449 §6.8)
   std::optional<unsigned> expire_days;  // nullopt = NEVER (RFC 2449 §6.7)
+  std::vector<ListenAddress> listen_tls;  // POP3S, implicit TLS (RFC 8314); needs [tls]
+  bool stls = true;                       // offer STLS on `listen` when [tls] is configured
+  int listen_tls_line = 0;                // where listen_tls is, for errors
+};
+
+// [tls] and [[tls.sni]]: certificates and protocol settings shared by every TLS listener.
+struct TlsCertConfig {
+  std::filesystem::path cert, key, chain;  // PEM; relative to the config's directory
+  std::vector<std::string> names;          // [[tls.sni]] only: host names, "*.example.org"
+  int line = 0;                            // where it is configured, for start-up errors
+};
+
+struct TlsConfig {
+  TlsCertConfig main;                      // [tls] cert/key/chain; no cert = no TLS
+  std::vector<TlsCertConfig> sni;          // [[tls.sni]], first matching name wins
+  std::string min_version = "TLSv1.2";     // TLSv1.2 | TLSv1.3
+  std::string ciphers;                     // TLS 1.2 OpenSSL cipher list; "" = built-in modern list
+  std::string ciphersuites;                // TLS 1.3 suites; "" = built-in
+  unsigned handshake_timeout = 30;         // seconds
+  bool enabled() const { return !main.cert.empty(); }
+};
+
+// [auth]: authentication policy for every protocol that logs users in.
+struct AuthConfig {
+  std::vector<std::string> mechanisms{"PLAIN", "LOGIN"};  // SASL offered, in this order
+  bool plaintext_requires_tls = true;     // USER/PASS, PLAIN, LOGIN: TLS or trusted_networks only
+  std::vector<std::string> trusted_networks{"127.0.0.0/8", "::1/128"};  // validated CIDR
+  unsigned failure_delay_ms = 2000;       // first penalty delay per source address; 0 = off
+  unsigned failure_delay_max_ms = 15000;  // the doubling stops here
+  unsigned hash_threads = 2;              // worker threads for password hashing only
+};
+
+// [smtp]: the MX server (RFC 5321) for the local domains. Empty listen = no SMTP server.
+struct SmtpConfig {
+  std::vector<ListenAddress> listen;
+  std::string hostname;                     // greeting, Received:; "" = [server] hostname
+  std::vector<std::string> local_domains;   // lower case; mail for other domains is refused (no relay)
+  unsigned max_message_size = 10485760;     // octets (RFC 1870 SIZE), enforced while receiving
+  unsigned max_recipients = 100;            // per message (RFC 5321 §4.5.3.1.8: at least 100)
+  unsigned max_errors = 20;                 // then 421 and close
+  unsigned max_line_length = 1000;          // octets incl. CRLF of a message line (§4.5.3.1.6)
+  unsigned command_timeout = 300;           // seconds (RFC 5321 §4.5.3.2.7: at least 5 minutes)
+  unsigned data_timeout = 300;              // seconds per read while receiving message data
+  unsigned max_session_time = 3600;         // seconds, whatever the client does
+  unsigned greet_pause = 0;                 // seconds before the greeting; early talkers are refused
+  bool vrfy = false;                        // false: VRFY answers 252 (no user enumeration)
+  bool starttls = true;                     // offer STARTTLS (RFC 3207) when [tls] is configured
+};
+
+// [lmtp]: LMTP (RFC 2033) for an MTA in front (Postfix virtual_transport = lmtp:...). Shares the
+// limits of [smtp]. Empty listen and socket = no LMTP server.
+struct LmtpConfig {
+  std::vector<ListenAddress> listen;        // TCP
+  std::filesystem::path socket;             // unix socket path ("" = none)
+  unsigned socket_mode = 0660;              // permissions of the socket file
 };
 
 struct Config {
@@ -74,6 +147,12 @@ struct Config {
   UsersConfig users;
   MailConfig mail;
   Pop3Config pop3;
+  SmtpConfig smtp;
+  LmtpConfig lmtp;
+  MetricsConfig metrics;
+  ProxyConfig proxy;
+  TlsConfig tls;
+  AuthConfig auth;
 
   // A path from the config, made absolute against the config's directory.
   std::filesystem::path resolve(const std::filesystem::path& p) const;

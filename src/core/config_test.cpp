@@ -67,7 +67,7 @@ TEST(Config, ErrorsNameFileLineAndFix) {
       {"[pop3]\nlisten = [\"127.0.0.1:70000\"]\n", 2, "port"},
       {"[mail]\nuidl_format = \"md5\"\n", 2, "unknown uidl_format"},
       {"[mail]\nlocation = \"mail/%x\"\n", 2, "unknown variable"},
-      {"[smtp]\nx = 1\n", 1, "unknown section"},
+      {"[imap]\nx = 1\n", 1, "unknown section"},
       {"[log]\nlevel = \"loud\"\n", 2, "unknown log level"},
       {"[pop3\n", 1, ""},
       {"[pop3]\napop = \"yes\"\n", 2, "true or false"},

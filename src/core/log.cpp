@@ -1,6 +1,7 @@
 #include "core/log.hpp"
 
 #include "core/config.hpp"
+#include "core/log_json.hpp"
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -18,7 +19,10 @@ std::expected<void, std::string> init_logging(const LogConfig& cfg) {
   } catch (const spdlog::spdlog_ex& e) {
     return std::unexpected(std::string("cannot open log file ") + cfg.file + ": " + e.what());
   }
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  if (cfg.format == "json")
+    logger->set_formatter(std::make_unique<JsonLogFormatter>());
+  else
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
   logger->set_level(spdlog::level::from_str(cfg.level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);

@@ -7,8 +7,13 @@
 #include <asio/error_code.hpp>
 
 #include <cstddef>
+#include <expected>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <utility>
 
 namespace buzon::net {
@@ -30,6 +35,26 @@ class Stream {
   // True when the peer address is loopback (policy for plaintext auth).
   virtual bool peer_is_loopback() const = 0;
   virtual bool is_tls() const { return false; }
+  // TLS details for logs, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" for plain streams.
+  virtual std::string tls_summary() const { return {}; }
+  // Channel-binding data for SASL (RFC 5056): "tls-exporter" (RFC 9266) or "tls-unique"
+  // (RFC 5929); "" when this stream cannot offer that type (plain TCP, or e.g. tls-unique on 1.3).
+  virtual std::string channel_binding(std::string_view type) const {
+    (void)type;
+    return {};
+  }
+  // Ends the stream politely (TLS: sends close_notify), bounded in time, then closes.
+  virtual asio::awaitable<void> shutdown() {
+    close();
+    co_return;
+  }
 };
+
+using StreamPtr = std::unique_ptr<Stream>;
+using UpgradeResult = std::expected<StreamPtr, std::error_code>;
+// STARTTLS/STLS: takes the plain stream (nothing can read it afterwards, so no plaintext octets
+// can leak into the TLS session) and returns the TLS stream after the handshake, or an error (the
+// plain stream is gone either way: the connection is over).
+using StartTls = std::function<asio::awaitable<UpgradeResult>(StreamPtr)>;
 
 }  // namespace buzon::net

@@ -10,6 +10,9 @@ namespace buzon::net {
 class TcpStream final : public Stream {
  public:
   explicit TcpStream(asio::ip::tcp::socket socket);
+  // `client` is reported by peer() instead of the socket's peer: the real client named by a trusted
+  // PROXY protocol header (server/proxy_protocol.hpp).
+  TcpStream(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& client);
   asio::awaitable<IoResult> read_some(std::span<char> buf) override;
   asio::awaitable<IoResult> write_all(std::span<const char> buf) override;
   void close() override;
@@ -19,6 +22,7 @@ class TcpStream final : public Stream {
   asio::ip::tcp::socket& socket() { return socket_; }
 
  private:
+  void set_peer(const asio::ip::tcp::endpoint& ep);
   asio::ip::tcp::socket socket_;
   std::string peer_;
   bool loopback_ = false;

@@ -29,6 +29,12 @@ class ConnLimiter {
     --total_;
     if (auto it = per_ip_.find(ip); it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
   }
+  // SIGHUP: new caps apply to new connections; open ones are never cut.
+  void set_limits(std::size_t max_total, std::size_t max_per_ip) {
+    std::lock_guard lock(mu_);
+    max_total_ = max_total;
+    max_per_ip_ = max_per_ip;
+  }
   std::size_t total() const {
     std::lock_guard lock(mu_);
     return total_;

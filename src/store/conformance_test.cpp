@@ -4,10 +4,14 @@
 //
 // SECURITY  Tests only.
 // STANDARDS RFC 1939 §3 (exclusive lock), §5/§11 (exact CRLF sizes), §7 (UIDL charset, length,
-//           uniqueness, stability), §8 (deletions only on commit; aborted sessions change nothing).
+//           uniqueness, stability), §8 (deletions only on commit; aborted sessions change nothing);
+//           Delivery (RFC 5321 §6.1, RFC 2033 §4.2): one copy per recipient with its own prefix,
+//           all_or_none leaves nothing when a copy fails, each delivers the others.
 // LIMITS    None.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <set>
@@ -15,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/maildir/maildir_deliverer.hpp"
 #include "store/maildir/maildir_delivery.hpp"
 #include "store/maildir/maildir_store.hpp"
 #include "store/memory/memory_store.hpp"
@@ -35,6 +40,9 @@ class Backend {
   virtual MailStore& store() = 0;
   virtual MailboxRef box(int n = 0) = 0;
   virtual void add(const MailboxRef& box, std::string_view message) = 0;
+  virtual Delivery& delivery() = 0;
+  // Makes every later delivery to `box` fail (permanently: a bad location).
+  virtual void break_box(const MailboxRef& box) = 0;
 };
 
 class MaildirBackend final : public Backend {
@@ -47,10 +55,18 @@ class MaildirBackend final : public Backend {
     auto r = maildir::deliver(box.location, message);
     ASSERT_TRUE(r.has_value()) << r.error().detail;
   }
+  Delivery& delivery() override { return deliverer_; }
+  void break_box(const MailboxRef& box) override {
+    // A regular file where the Maildir's parent directory should be: ENOTDIR.
+    const std::string parent = box.location.substr(0, box.location.rfind('/'));
+    std::filesystem::create_directories(parent.substr(0, parent.rfind('/')));
+    testing::write_file(parent, "not a directory");
+  }
 
  private:
   testing::TempDir dir_;
   maildir::MaildirStore store_;
+  maildir::MaildirDeliverer deliverer_;
 };
 
 class MemoryBackend final : public Backend {
@@ -62,6 +78,8 @@ class MemoryBackend final : public Backend {
   void add(const MailboxRef& box, std::string_view message) override {
     store_.add(box.location, std::string(message));
   }
+  Delivery& delivery() override { return store_; }
+  void break_box(const MailboxRef& box) override { store_.set_broken(box.location, StoreErrc::perm); }
 
  private:
   memory::MemoryStore store_;
@@ -379,6 +397,136 @@ TEST_P(StoreConformance, LocationWithNulIsRefused) {
   auto r = backend_->store().open_maildrop(box, {});
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, StoreErrc::perm);
+}
+
+// ---- Delivery ---------------------------------------------------------------------------------
+
+std::vector<Result<void>> deliver(Backend& b, const std::vector<DeliveryCopy>& copies,
+                                  std::vector<std::string_view> parts,
+                                  DeliveryMode mode = DeliveryMode::all_or_none) {
+  return b.delivery().deliver(copies, parts, mode);
+}
+
+TEST_P(StoreConformance, DeliveryStoresPrefixAndMessage) {
+  const std::string received = "Received: from a by b; Tue, 04 Aug 2026 12:34:56 +0000\r\n";
+  const std::string body = "Subject: s\r\n\r\n.leading dot\r\nbody\r\n";
+  const std::vector<DeliveryCopy> copies = {{backend_->box(0), "Return-Path: <a@b>\r\nDelivered-To: u0@x\r\n"}};
+  auto res = deliver(*backend_, copies, {received, body});
+  ASSERT_EQ(res.size(), 1u);
+  ASSERT_TRUE(res[0].has_value()) << res[0].error().detail;
+  auto drop = must_open();
+  ASSERT_TRUE(drop);
+  ASSERT_EQ(drop->messages().size(), 1u);
+  const std::string want = copies[0].prefix + received + body;
+  EXPECT_EQ(*read_message(*drop, 0), want);
+  EXPECT_EQ(drop->messages()[0].size, want.size());  // CRLF content: wire size = stored size
+  EXPECT_TRUE(is_valid_uidl(drop->messages()[0].uidl));
+}
+
+TEST_P(StoreConformance, DeliveryGivesEachCopyItsOwnPrefix) {
+  std::vector<DeliveryCopy> copies;
+  for (int i = 0; i < 3; ++i) copies.push_back({backend_->box(i), "Delivered-To: u" + std::to_string(i) + "@x\r\n"});
+  auto res = deliver(*backend_, copies, {"one\r\n", "", "two\r\n"});
+  for (const auto& r : res) ASSERT_TRUE(r.has_value()) << r.error().detail;
+  for (int i = 0; i < 3; ++i) {
+    auto drop = must_open(i);
+    ASSERT_TRUE(drop);
+    ASSERT_EQ(drop->messages().size(), 1u);
+    EXPECT_EQ(*read_message(*drop, 0), "Delivered-To: u" + std::to_string(i) + "@x\r\none\r\ntwo\r\n");
+  }
+}
+
+TEST_P(StoreConformance, AllOrNoneLeavesNothingWhenACopyFails) {
+  backend_->break_box(backend_->box(1));
+  const std::vector<DeliveryCopy> copies = {{backend_->box(0), "A: 0\r\n"}, {backend_->box(1), "A: 1\r\n"},
+                                            {backend_->box(2), "A: 2\r\n"}};
+  auto res = deliver(*backend_, copies, {"m\r\n"});
+  ASSERT_EQ(res.size(), 3u);
+  for (const auto& r : res) {
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error().code, StoreErrc::perm) << r.error().detail;
+  }
+  for (int i : {0, 2}) {
+    auto drop = must_open(i);
+    ASSERT_TRUE(drop);
+    EXPECT_TRUE(drop->messages().empty()) << "box " << i;
+  }
+}
+
+TEST_P(StoreConformance, EachModeDeliversTheOthers) {
+  backend_->break_box(backend_->box(1));
+  const std::vector<DeliveryCopy> copies = {{backend_->box(0), ""}, {backend_->box(1), ""}, {backend_->box(2), ""}};
+  auto res = deliver(*backend_, copies, {"m\r\n"}, DeliveryMode::each);
+  ASSERT_EQ(res.size(), 3u);
+  EXPECT_TRUE(res[0].has_value());
+  ASSERT_FALSE(res[1].has_value());
+  EXPECT_EQ(res[1].error().code, StoreErrc::perm);
+  EXPECT_TRUE(res[2].has_value());
+  for (int i : {0, 2}) {
+    auto drop = must_open(i);
+    ASSERT_TRUE(drop);
+    ASSERT_EQ(drop->messages().size(), 1u) << "box " << i;
+    EXPECT_EQ(*read_message(*drop, 0), "m\r\n");
+  }
+}
+
+TEST_P(StoreConformance, DeliveryDoesNotWaitForAPop3Lock) {
+  add("old\r\n");
+  auto drop = must_open();
+  ASSERT_TRUE(drop);
+  auto res = deliver(*backend_, {{backend_->box(0), ""}}, {"new\r\n"});
+  ASSERT_TRUE(res[0].has_value());
+  EXPECT_EQ(drop->messages().size(), 1u);  // the open snapshot is unchanged
+  drop.reset();
+  auto again = must_open();
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->messages().size(), 2u);
+  EXPECT_EQ(*read_message(*again, 1), "new\r\n");
+}
+
+TEST_P(StoreConformance, ConcurrentDeliveriesAllArrive) {
+  constexpr int kThreads = 8, kEach = 10;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string body = "t=" + std::to_string(t) + " i=" + std::to_string(i) + "\r\n";
+        const std::vector<DeliveryCopy> copies = {{backend_->box(t % 3), ""}, {backend_->box(3), "X: y\r\n"}};
+        for (const auto& r : deliver(*backend_, copies, {body}))
+          if (!r) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::size_t total = 0;
+  for (int b = 0; b < 3; ++b) {
+    auto drop = must_open(b);
+    ASSERT_TRUE(drop);
+    total += drop->messages().size();
+  }
+  EXPECT_EQ(total, std::size_t{kThreads * kEach});
+  auto shared = must_open(3);
+  ASSERT_TRUE(shared);
+  std::set<std::string> bodies;
+  for (std::size_t i = 0; i < shared->messages().size(); ++i) bodies.insert(*read_message(*shared, i));
+  EXPECT_EQ(bodies.size(), std::size_t{kThreads * kEach});  // every copy distinct and complete
+}
+
+TEST_P(StoreConformance, DeliveryEdgeCases) {
+  EXPECT_TRUE(deliver(*backend_, {}, {"x"}).empty());
+  auto empty = deliver(*backend_, {{backend_->box(0), ""}}, {});
+  ASSERT_TRUE(empty[0].has_value());  // an empty message (BDAT 0 LAST) is still a message
+  MailboxRef nul = backend_->box(1);
+  nul.location += std::string("\0x", 2);
+  auto bad = deliver(*backend_, {{nul, ""}}, {"x\r\n"});
+  ASSERT_FALSE(bad[0].has_value());
+  EXPECT_EQ(bad[0].error().code, StoreErrc::perm);
+  auto drop = must_open();
+  ASSERT_TRUE(drop);
+  ASSERT_EQ(drop->messages().size(), 1u);
+  EXPECT_EQ(drop->messages()[0].size, 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreConformance, ::testing::ValuesIn(kBackends),

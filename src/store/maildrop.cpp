@@ -15,6 +15,7 @@ std::string_view to_string(StoreErrc c) {
     case StoreErrc::not_found: return "not found";
     case StoreErrc::too_big: return "too big";
     case StoreErrc::quota: return "over quota";
+    case StoreErrc::no_space: return "no space";
   }
   return "unknown";
 }

@@ -31,6 +31,7 @@ enum class StoreErrc {
   not_found,  // the message vanished (e.g. deleted by another agent)
   too_big,    // a size limit was exceeded
   quota,      // over quota
+  no_space,   // the storage is full (disk full: SMTP 452 4.3.1); only Delivery reports it
 };
 
 struct StoreError {

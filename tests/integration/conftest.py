@@ -103,6 +103,8 @@ def toml_value(v) -> str:
         return str(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table, e.g. sni = [{names = [...], cert = ..., key = ...}]
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
     s = str(v).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{s}"'
 
@@ -380,11 +382,14 @@ class BuzonServer:
         self.users = {}
         cfg = {
             "server": {"hostname": "buzon.test", "io_threads": 1, "worker_threads": 2,
-                       "shutdown_grace": 2},
+                       "shutdown_grace": 2, "user": "root"},  # tests run as root on purpose
             "log": {"level": "info", "file": ""},
             "users": {"passwd_file": "passwd", "default_domain": "", "lowercase": True},
             "mail": {"location": "mail/%d/%n/Maildir", "uidl_format": "buzon"},
             "pop3": {"listen": [f"{HOST}:{self.port}"]},
+            # The metrics endpoint defaults to 127.0.0.1:9110: off here, so parallel servers never
+            # collide; tests that scrape it turn it on with a free port (test_ops_*.py).
+            "metrics": {"enabled": False},
         }
         for section, values in (config or {}).items():
             cfg.setdefault(section, {}).update(values)
@@ -482,6 +487,14 @@ class BuzonServer:
     def restart(self) -> "BuzonServer":
         self.stop()
         return self.start()
+
+    def kill(self) -> None:
+        """SIGKILL on purpose (crash-consistency tests): not reported as a crash; start() may follow."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._stopped = True
+        self.stop_results.append("SIGKILLed by the test")
 
     # -- clients -----------------------------------------------------------------------------
     def pop(self, timeout: float = IO_TIMEOUT) -> poplib.POP3:

@@ -1,6 +1,7 @@
 #include "proto/pop3/server_session.hpp"
 
 #include "auth/password.hpp"
+#include "core/base64.hpp"
 #include "core/line_buffer.hpp"
 #include "core/log.hpp"
 #include "core/mail_location.hpp"
@@ -8,6 +9,7 @@
 #include "proto/pop3/dot_stuffer.hpp"
 #include "proto/pop3/limits.hpp"
 #include "proto/pop3/reply.hpp"
+#include "proto/sasl/mechanism.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <variant>
 #include <vector>
 
 namespace buzon::pop3 {
@@ -29,9 +32,10 @@ namespace buzon::pop3 {
 using Clock = std::chrono::steady_clock;
 
 std::chrono::seconds LoginTracker::check_and_record(const std::string& user, std::chrono::seconds delay) {
+  if (delay.count() <= 0) return std::chrono::seconds(0);  // not configured: nothing to remember
   std::lock_guard lock(mu_);
   auto now = Clock::now();
-  if (delay.count() > 0) {
+  {
     if (auto it = last_.find(user); it != last_.end()) {
       auto since = now - it->second;
       if (since < delay) {
@@ -70,10 +74,27 @@ asio::awaitable<void> watchdog(std::shared_ptr<Shared> sh) {
     if (sh->done) co_return;
     if (Clock::now() >= sh->deadline) {
       sh->timed_out = true;
-      sh->stream->close();
+      if (sh->stream) sh->stream->close();  // absent only during an STLS handshake (own timeout)
       co_return;
     }
   }
+}
+
+// Metrics: one command by its name from the verb table (never the raw input) and by how its reply
+// began: at stream offset `reply_at`, now either still in `out` or already written (only RETR/TOP
+// write while handling a command, and only after +OK). AUTH counts by its outcome.
+void count_command(metrics::ProtocolMetrics& m, const Line& line, std::uint64_t reply_at, std::uint64_t written,
+                   const std::string& out, bool logged_in) {
+  std::string_view name = "invalid";
+  if (line.status != LineStatus::too_long) {
+    auto parsed = parse_command(line.text);
+    Verb v = parsed ? parsed->verb : parsed.error().verb;
+    name = v == Verb::unknown ? std::string_view(parsed ? "unknown" : "invalid") : verb_name(v);
+    if (v == Verb::auth) return m.command(name, logged_in ? "ok" : "err");
+  }
+  if (reply_at < written) return m.command(name, "ok");
+  if (reply_at - written < out.size()) return m.command(name, out[reply_at - written] == '+' ? "ok" : "err");
+  m.command(name, "none");
 }
 
 RespCode code_for(store::StoreErrc c) {
@@ -84,11 +105,28 @@ RespCode code_for(store::StoreErrc c) {
   }
 }
 
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return out;
+}
+
+// The outcome of one authentication attempt, decided on the auth pool.
+struct Verdict {
+  bool ok = false;
+  bool temp = false;      // the check itself failed (not the credentials): [SYS/TEMP]
+  std::string canonical;  // the user, canonicalised
+  std::string why;        // for the log only
+};
+
 class Session {
  public:
   Session(std::shared_ptr<Shared> sh, Service& svc)
-      : sh_(std::move(sh)), svc_(svc), cfg_(svc.settings), lines_(kMaxCommandLine, LineEnd::crlf_or_lf),
-        start_(Clock::now()) {}
+      : sh_(std::move(sh)), svc_(svc), cfg_(svc.settings), lines_(kMaxAuthLine, LineEnd::crlf_or_lf),
+        start_(Clock::now()), peer_(sh_->stream->peer()) {
+    update_security();
+  }
 
   asio::awaitable<void> run();
 
@@ -106,7 +144,18 @@ class Session {
   // AUTHORIZATION
   asio::awaitable<void> cmd_pass(const Command& c);
   asio::awaitable<void> cmd_apop(const Command& c);
+  asio::awaitable<bool> cmd_auth(const Command& c);
+  asio::awaitable<bool> cmd_stls();
   asio::awaitable<void> login(const std::string& user);
+  // Authentication helpers
+  void update_security();  // after connect and after STLS: TLS state, trust, plaintext policy
+  std::vector<std::string> offered_mechanisms() const;
+  void refuse_plaintext();
+  asio::awaitable<void> penalty_wait();
+  net::WorkerPool& auth_pool() { return svc_.auth_pool ? *svc_.auth_pool : *svc_.pool; }
+  asio::awaitable<Verdict> verify_password(std::string typed, std::string password);
+  void auth_failed(std::string_view typed, std::string_view mech, const Verdict& v);
+  asio::awaitable<std::optional<std::string>> sasl_response();
   // TRANSACTION
   void cmd_stat();
   void cmd_list(const Command& c, bool uidl);
@@ -147,6 +196,13 @@ class Session {
   unsigned bad_commands_ = 0;
   unsigned auth_failures_ = 0;
   std::string user_;
+  std::string peer_;         // fixed at connect (the stream is swapped by STLS)
+  bool tls_ = false;         // the stream is TLS (implicit, or after STLS)
+  bool trusted_ = false;     // the peer is in trusted_networks
+  bool plaintext_ok_ = false;  // USER/PASS, PLAIN and LOGIN are allowed on this connection
+  std::string tls_summary_;  // for the log
+  std::string auth_mech_;    // how the user logged in, for the log
+  std::string authed_user_;  // credentials accepted for this name (the maildrop may still be busy)
   std::unique_ptr<store::Maildrop> drop_;
   std::unique_ptr<bool[]> deleted_;
   std::vector<bool> retrieved_;
@@ -190,9 +246,11 @@ asio::awaitable<std::optional<Line>> Session::next_line() {
 
 std::string Session::capa() const {
   CapaOptions o;
-  o.user = true;
+  // RFC 5034 §4, RFC 2595 §2.4: no plaintext mechanism is advertised where it would be refused.
+  o.user = plaintext_ok_;
+  o.sasl = offered_mechanisms();
   o.apop_ok = cfg_.apop;
-  o.stls = false;
+  o.stls = !tls_ && svc_.start_tls && state_ == State::authorization;
   o.utf8 = true;
   o.lang = true;
   o.expire_days = cfg_.expire_days ? std::optional<int>(static_cast<int>(*cfg_.expire_days)) : std::nullopt;
@@ -222,7 +280,10 @@ asio::awaitable<void> Session::run() {
   while (state_ != State::update) {
     auto line = co_await next_line();
     if (!line) break;
-    if (!co_await handle(*line)) break;
+    const auto reply_at = bytes_out_ + out_.size();
+    const bool more = co_await handle(*line);
+    count_command(svc_.metrics, *line, reply_at, bytes_out_, out_, state_ == State::transaction);
+    if (!more) break;
     if (out_.size() >= kFlushThreshold && !co_await flush()) break;
     if (bad_commands_ >= cfg_.max_bad_commands) {
       out_ += err("Too many bad commands, closing connection.");
@@ -255,8 +316,12 @@ asio::awaitable<void> Session::release_maildrop() {
 void Session::log_summary(std::string_view result) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count();
   svc_.counters.bytes_out.fetch_add(bytes_out_, std::memory_order_relaxed);
-  spdlog::info("pop3 session peer={} user={} result={} cmds={} retr={}/{} top={} dele={} deleted={} in={} out={} ms={}",
-               log_value(stream().peer()), log_value(user_.empty() ? pending_user_ : user_), log_value(result),
+  svc_.metrics.bytes(bytes_in_, bytes_out_);
+  spdlog::info("pop3 session peer={} user={} result={} tls={} auth={} cmds={} retr={}/{} top={} dele={} deleted={} "
+               "in={} out={} ms={}",
+               log_value(peer_), log_value(!user_.empty() ? user_ : !authed_user_.empty() ? authed_user_ : pending_user_),
+               log_value(result),
+               log_value(tls_summary_.empty() ? "no" : tls_summary_), log_value(auth_mech_.empty() ? "-" : auth_mech_),
                commands_, retr_count_, retr_bytes_, top_count_, dele_count_, deleted_on_quit_, bytes_in_, bytes_out_, ms);
 }
 
@@ -267,6 +332,13 @@ asio::awaitable<bool> Session::handle(const Line& line) {
     co_return true;
   }
   auto parsed = parse_command(line.text);
+  // Before login the buffer takes kMaxAuthLine so that AUTH can carry a long initial response
+  // (RFC 5034 §4 asks clients to keep to 255, but SCRAM/GSSAPI tokens and some clients do not);
+  // every other command is still held to RFC 2449 §4's 255 octets.
+  if (line.text.size() > kMaxCommandLine - 2 && !(parsed && parsed->verb == Verb::auth)) {
+    bad("Command line too long.");
+    co_return true;
+  }
   if (!parsed) {
     bad(parsed.error().message);
     co_return true;
@@ -294,6 +366,10 @@ asio::awaitable<bool> Session::handle(const Line& line) {
       }
       co_return false;
     case Verb::user:
+      if (!plaintext_ok_) {
+        refuse_plaintext();
+        break;
+      }
       pending_user_ = c.args.at(0);
       out_ += ok("Send your password.");  // the same answer for every name (no user enumeration)
       break;
@@ -323,45 +399,29 @@ asio::awaitable<bool> Session::handle(const Line& line) {
     case Verb::dele: cmd_dele(c); break;
     case Verb::rset: cmd_rset(); break;
     case Verb::noop: out_ += ok(""); break;
-    case Verb::auth:
-    case Verb::stls:
+    case Verb::auth: co_return co_await cmd_auth(c);
+    case Verb::stls: co_return co_await cmd_stls();
     default: bad("Command not supported."); break;
   }
   co_return true;
 }
 
 asio::awaitable<void> Session::cmd_pass(const Command& c) {
+  if (!plaintext_ok_) {
+    refuse_plaintext();
+    co_return;
+  }
   if (pending_user_.empty()) {
     bad("No user name given: send USER first.");
     co_return;
   }
   std::string typed = std::exchange(pending_user_, {});
-  std::string password = c.rest;
-  struct Verdict {
-    bool ok = false;
-    std::string canonical;
-    std::string why;
-  };
-  auto v = co_await svc_.pool->run([&]() -> Verdict {
-    auto name = auth::canonical_username(typed, cfg_.names);
-    if (!name) return {false, "", name.error()};
-    auto user = svc_.directory->lookup(*name);
-    if (!user) {
-      auth::verify_dummy(password);  // the same work for unknown users: timing reveals no names
-      return {false, *name, "unknown user"};
-    }
-    if (!auth::verify_password(user->password, password)) return {false, *name, "wrong password"};
-    return {true, *name, ""};
-  });
+  auto v = co_await verify_password(typed, c.rest);
   if (!v.ok) {
-    ++auth_failures_;
-    ++bad_commands_;
-    svc_.counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
-    spdlog::info("pop3 auth failed peer={} user={} reason={}", log_value(stream().peer()), log_value(typed),
-                 log_value(v.why));
-    out_ += err(RespCode::auth, "Authentication failed.");  // RFC 3206 §4
+    auth_failed(typed, "USER", v);
     co_return;
   }
+  auth_mech_ = "USER";
   co_await login(v.canonical);
 }
 
@@ -372,35 +432,314 @@ asio::awaitable<void> Session::cmd_apop(const Command& c) {
   }
   std::string typed = c.args.at(0);
   std::string digest = c.args.at(1);
-  struct Verdict {
-    bool ok = false;
-    std::string canonical;
-    std::string why;
-  };
-  auto v = co_await svc_.pool->run([&]() -> Verdict {
-    auto name = auth::canonical_username(typed, cfg_.names);
-    if (!name) return {false, "", name.error()};
-    auto user = svc_.directory->lookup(*name);
-    if (!user) return {false, *name, "unknown user"};
-    // RFC 1939 §7: APOP needs the shared secret; only users with a cleartext-capable scheme can use it.
-    auto secret = auth::plaintext_secret(user->password);
-    if (!secret) return {false, *name, "stored scheme does not allow APOP"};
-    if (!auth::verify_apop(timestamp_, *secret, digest)) return {false, *name, "wrong digest"};
-    return {true, *name, ""};
-  });
+  co_await penalty_wait();
+  Verdict v;
+  try {
+    v = co_await auth_pool().run([&]() -> Verdict {
+      auto name = auth::canonical_username(typed, cfg_.names);
+      if (!name) return {false, false, "", name.error()};
+      auto user = svc_.directory->lookup(*name);
+      if (!user) return {false, false, *name, "unknown user"};
+      // RFC 1939 §7: APOP needs the shared secret; only users with a cleartext-capable scheme can use it.
+      auto secret = auth::plaintext_secret(user->password);
+      if (!secret) return {false, false, *name, "stored scheme does not allow APOP"};
+      if (!auth::verify_apop(timestamp_, *secret, digest)) return {false, false, *name, "wrong digest"};
+      return {true, false, *name, ""};
+    });
+  } catch (const std::exception& e) {
+    v = {false, true, "", e.what()};
+  }
   if (!v.ok) {
-    ++auth_failures_;
-    ++bad_commands_;
-    svc_.counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
-    spdlog::info("pop3 apop failed peer={} user={} reason={}", log_value(stream().peer()), log_value(typed),
-                 log_value(v.why));
-    out_ += err(RespCode::auth, "Authentication failed.");
+    auth_failed(typed, "APOP", v);
     co_return;
   }
+  auth_mech_ = "APOP";
   co_await login(v.canonical);
 }
 
+// ---- Authentication policy and helpers -------------------------------------------------------
+
+void Session::update_security() {
+  auto& s = *sh_->stream;
+  tls_ = s.is_tls();
+  tls_summary_ = s.tls_summary();
+  auto addr = parse_peer_address(peer_);
+  trusted_ = addr && contains_any(cfg_.trusted_networks, *addr);
+  plaintext_ok_ = tls_ || trusted_ || !cfg_.plaintext_requires_tls;
+}
+
+// The mechanisms this connection offers, in the configured order.
+std::vector<std::string> Session::offered_mechanisms() const {
+  std::vector<std::string> out;
+  for (const auto& m : cfg_.sasl_mechanisms) {
+    if (!sasl::is_known(m)) continue;
+    if (sasl::is_plaintext(m) && !plaintext_ok_) continue;
+    if (sasl::needs_channel_binding(m) &&
+        (!tls_ || (sh_->stream->channel_binding("tls-exporter").empty() &&
+                   sh_->stream->channel_binding("tls-unique").empty())))
+      continue;
+    out.push_back(m);
+  }
+  return out;
+}
+
+void Session::refuse_plaintext() {
+  // Dovecot's wording, which clients and administrators recognise. Not a failed login: no penalty.
+  ++bad_commands_;
+  svc_.counters.plaintext_refused.fetch_add(1, std::memory_order_relaxed);
+  out_ += err(RespCode::auth, "Plaintext authentication disallowed on non-secure (SSL/TLS) connections.");
+}
+
+// A penalised address waits before its attempt is even checked: on a timer, so this session
+// yields and no other session notices.
+asio::awaitable<void> Session::penalty_wait() {
+  if (trusted_) co_return;
+  const auto d = svc_.penalty.delay(peer_);
+  if (d.count() <= 0) co_return;
+  svc_.counters.penalty_waits.fetch_add(1, std::memory_order_relaxed);
+  if (!co_await flush()) co_return;  // earlier replies are not held back by the wait
+  asio::steady_timer t(sh_->stream->get_executor());
+  t.expires_after(d);
+  co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+  touch();
+}
+
+asio::awaitable<Verdict> Session::verify_password(std::string typed, std::string password) {
+  co_await penalty_wait();
+  try {
+    co_return co_await auth_pool().run([&]() -> Verdict {
+      auto name = auth::canonical_username(typed, cfg_.names);
+      if (!name) return {false, false, "", name.error()};
+      auto user = svc_.directory->lookup(*name);
+      if (!user) {
+        auth::verify_dummy(password);  // the same work for unknown users: timing reveals no names
+        return {false, false, *name, "unknown user"};
+      }
+      auto r = auth::check_password(user->password, password);
+      if (r != auth::VerifyResult::kMatch) return {false, false, *name, std::string(auth::to_string(r))};
+      return {true, false, *name, ""};
+    });
+  } catch (const std::exception& e) {
+    co_return Verdict{false, true, "", e.what()};
+  }
+}
+
+void Session::auth_failed(std::string_view typed, std::string_view mech, const Verdict& v) {
+  ++auth_failures_;
+  ++bad_commands_;
+  svc_.counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
+  svc_.metrics.auth(mech, false);
+  if (!trusted_ && !v.temp) svc_.penalty.record_failure(peer_);
+  spdlog::info("pop3 auth failed peer={} user={} mech={} reason={}", log_value(peer_), log_value(typed),
+               log_value(mech), log_value(v.why));
+  if (v.temp)
+    out_ += err(RespCode::sys_temp, "Temporary authentication failure, try again later.");  // RFC 3206 §4
+  else
+    out_ += err(RespCode::auth, "Authentication failed.");  // RFC 3206 §5: the same for every reason
+}
+
+// One client response inside AUTH (RFC 5034 §4): the decoded octets, or nullopt when the exchange
+// ended (the -ERR is already queued, or the connection is gone: eof_).
+asio::awaitable<std::optional<std::string>> Session::sasl_response() {
+  auto line = co_await next_line();
+  if (!line) co_return std::nullopt;
+  if (line->status != LineStatus::ok) {
+    bad("Authentication response too long.");
+    co_return std::nullopt;
+  }
+  if (line->text == "*") {
+    out_ += err("Authentication cancelled.");  // RFC 5034 §4: the client gave up
+    co_return std::nullopt;
+  }
+  if (line->text.empty() || line->text == "=") co_return std::string();  // "=": some clients' empty answer
+  auto d = base64_decode(line->text);
+  if (!d) {
+    bad("Invalid base64 data in continued response.");
+    co_return std::nullopt;
+  }
+  co_return std::move(*d);
+}
+
+asio::awaitable<bool> Session::cmd_auth(const Command& c) {
+  const auto offered = offered_mechanisms();
+  if (c.args.empty()) {
+    // "AUTH" alone lists the mechanisms (what Outlook and others probe with, before RFC 5034).
+    out_ += ok("Supported SASL mechanisms follow");
+    for (const auto& m : offered) append_line(out_, m);
+    append_end(out_);
+    co_return true;
+  }
+  const std::string mech = upper(c.args[0]);
+  if (std::find(offered.begin(), offered.end(), mech) == offered.end()) {
+    const bool configured = std::find(cfg_.sasl_mechanisms.begin(), cfg_.sasl_mechanisms.end(), mech) !=
+                            cfg_.sasl_mechanisms.end();
+    if (configured && sasl::is_plaintext(mech) && !plaintext_ok_)
+      refuse_plaintext();
+    else
+      bad("Unsupported authentication mechanism.");
+    co_return true;
+  }
+  std::optional<std::string> initial;
+  if (c.args.size() == 2) {
+    if (c.args[1] == "=") {
+      initial = std::string();  // RFC 5034 §4: "=" is an empty initial response
+    } else {
+      auto d = base64_decode(c.args[1]);
+      if (!d) {
+        bad("Invalid base64 data in initial response.");
+        co_return true;
+      }
+      initial = std::move(*d);
+    }
+  }
+
+  sasl::ServerContext ctx;
+  ctx.hostname = cfg_.hostname;
+  ctx.fake_salt_key = svc_.fake_salt_key;
+  ctx.plus_advertised = std::find(offered.begin(), offered.end(), sasl::kScramSha256Plus) != offered.end();
+  if (tls_)
+    for (const char* type : {"tls-exporter", "tls-unique"})
+      if (auto data = sh_->stream->channel_binding(type); !data.empty()) ctx.channel_bindings.push_back({type, data});
+  auto m = sasl::make_server(mech, ctx);
+  auto step = m->start(initial ? std::optional<std::string_view>(*initial) : std::nullopt);
+
+  std::string user;  // as the client named it, for logs
+  Verdict v;         // set by the checks below
+  std::string scram_why;
+  for (;;) {
+    if (auto* ch = std::get_if<sasl::Challenge>(&step)) {
+      out_ += challenge(base64_encode(ch->data));
+      auto r = co_await sasl_response();
+      if (!r) co_return !eof_;
+      step = m->step(*r);
+    } else if (auto* p = std::get_if<sasl::CheckPassword>(&step)) {
+      user = p->authcid;
+      if (!p->authzid.empty() && p->authzid != p->authcid) {
+        v = {false, false, "", "authorization identity differs (not supported)"};
+      } else {
+        v = co_await verify_password(p->authcid, p->password);
+      }
+      break;
+    } else if (auto* d = std::get_if<sasl::CheckDigest>(&step)) {
+      user = d->authcid;
+      co_await penalty_wait();
+      try {
+        v = co_await auth_pool().run([&]() -> Verdict {
+          auto name = auth::canonical_username(d->authcid, cfg_.names);
+          if (!name) return {false, false, "", name.error()};
+          auto u = svc_.directory->lookup(*name);
+          if (!u) return {false, false, *name, "unknown user"};
+          auto r = auth::verify_cram_md5(u->password, d->challenge, d->digest);
+          if (r == auth::VerifyResult::kUnknownScheme) return {false, false, *name, "stored scheme does not allow CRAM-MD5"};
+          if (r != auth::VerifyResult::kMatch) return {false, false, *name, std::string(auth::to_string(r))};
+          return {true, false, *name, ""};
+        });
+      } catch (const std::exception& e) {
+        v = {false, true, "", e.what()};
+      }
+      break;
+    } else if (auto* n = std::get_if<sasl::NeedCredentials>(&step)) {
+      user = n->authcid;
+      co_await penalty_wait();
+      struct Lookup {
+        std::optional<sasl::ScramCredentials> creds;
+        std::string canonical, why;
+      };
+      Lookup l;
+      try {
+        l = co_await auth_pool().run([&]() -> Lookup {
+          auto name = auth::canonical_username(n->authcid, cfg_.names);
+          if (!name) return {std::nullopt, "", name.error()};
+          auto u = svc_.directory->lookup(*name);
+          if (!u) return {std::nullopt, *name, "unknown user"};
+          auto secret = auth::scram_secret(u->password);  // PBKDF2 for a plaintext secret
+          if (!secret) return {std::nullopt, *name, "stored scheme does not allow SCRAM"};
+          return {sasl::ScramCredentials{secret->iterations, secret->salt, secret->stored_key, secret->server_key},
+                  *name, ""};
+        });
+      } catch (const std::exception& e) {
+        v = {false, true, "", e.what()};
+        break;
+      }
+      v.canonical = l.canonical;
+      scram_why = l.why;
+      step = m->credentials(l.creds);
+    } else if (auto* ok_step = std::get_if<sasl::Success>(&step)) {
+      if (!ok_step->authzid.empty() && ok_step->authzid != ok_step->authcid) {
+        v = {false, false, v.canonical, "authorization identity differs (not supported)"};
+        break;
+      }
+      if (!ok_step->server_final.empty()) {
+        // RFC 5034 §4 / RFC 4422 §3.6: POP3 has no "success with data": send it as a challenge,
+        // the client answers with an empty line (or "*" if our proof did not convince it).
+        out_ += challenge(base64_encode(ok_step->server_final));
+        auto r = co_await sasl_response();
+        if (!r) {
+          if (eof_) co_return false;
+          out_.clear();  // replace "cancelled" with the failure below
+          v = {false, false, v.canonical, "client rejected the server's proof"};
+          break;
+        }
+      }
+      v.ok = true;
+      v.why.clear();
+      break;
+    } else if (auto* f = std::get_if<sasl::Failure>(&step)) {
+      v.ok = false;
+      v.why = f->code == sasl::Errc::bad_proof && !scram_why.empty() ? scram_why : std::string(sasl::to_string(f->code));
+      break;
+    }
+  }
+  if (!v.ok) {
+    auth_failed(user, mech, v);
+    co_return true;
+  }
+  auth_mech_ = mech;
+  co_await login(v.canonical);
+  co_return true;
+}
+
+// RFC 2595 §4: "+OK", then the TLS handshake on the same connection; the session starts over in
+// AUTHORIZATION, and nothing the client sent before the handshake survives it.
+asio::awaitable<bool> Session::cmd_stls() {
+  if (tls_) {
+    bad("TLS is already active.");
+    co_return true;
+  }
+  if (!svc_.start_tls) {
+    bad("STLS is not available.");
+    co_return true;
+  }
+  out_ += ok("Begin TLS negotiation now.");
+  if (!co_await flush()) co_return false;
+  // CVE-2011-0411: commands pipelined after STLS were sent in plaintext; executing them inside the
+  // TLS session would let a man in the middle inject commands. Drop every buffered octet.
+  const auto dropped = lines_.take_rest();
+  if (!dropped.empty())
+    spdlog::warn("pop3 stls dropped {} octets sent after STLS before the handshake peer={}", dropped.size(),
+                 log_value(peer_));
+  touch();
+  auto up = co_await svc_.start_tls(std::move(sh_->stream));
+  if (!up) {
+    spdlog::info("pop3 stls handshake failed peer={} error={}", log_value(peer_), log_value(up.error().message()));
+    end_reason_ = up.error() == std::errc::timed_out ? "tls handshake timeout" : "tls handshake failed";
+    eof_ = true;
+    co_return false;
+  }
+  sh_->stream = std::move(*up);
+  svc_.counters.stls.fetch_add(1, std::memory_order_relaxed);
+  // RFC 2595 §4: forget what the client told us before (USER, UTF8); the policy may change too.
+  pending_user_.clear();
+  utf8_ = false;
+  update_security();
+  co_return true;
+}
+
 asio::awaitable<void> Session::login(const std::string& user) {
+  svc_.metrics.auth(auth_mech_, true);  // the credentials were right (the maildrop may still be busy)
+  // The credentials were right: the address's failures are forgiven (as Dovecot does).
+  if (!trusted_) svc_.penalty.record_success(peer_);
+  authed_user_ = user;
   struct Opened {
     store::Result<std::unique_ptr<store::Maildrop>> drop{std::unexpected(store::StoreError{store::StoreErrc::temp, ""})};
   };
@@ -430,6 +769,7 @@ asio::awaitable<void> Session::login(const std::string& user) {
   }
   drop_ = std::move(*opened.drop);
   user_ = user;
+  lines_.set_max(kMaxCommandLine);  // TRANSACTION: RFC 2449 §4 line length only
   auto n = drop_->messages().size();
   deleted_ = std::make_unique<bool[]>(n);
   retrieved_.assign(n, false);
@@ -593,6 +933,7 @@ asio::awaitable<void> Session::cmd_quit() {
 
 asio::awaitable<void> serve_session(std::unique_ptr<net::Stream> stream, Service& service) {
   auto sh = std::make_shared<Shared>(std::move(stream));
+  const auto peer = sh->stream->peer();
   sh->deadline = Clock::now() + service.settings.autologout;
   asio::co_spawn(sh->stream->get_executor(), watchdog(sh), asio::detached);
   {
@@ -600,12 +941,14 @@ asio::awaitable<void> serve_session(std::unique_ptr<net::Stream> stream, Service
     try {
       co_await s.run();
     } catch (const std::exception& e) {
-      spdlog::error("pop3 session failed peer={} error={}", log_value(sh->stream->peer()), log_value(e.what()));
+      spdlog::error("pop3 session failed peer={} error={}", log_value(peer), log_value(e.what()));
     }
   }
+  // The stream is gone only when an STLS handshake failed (the upgrade consumed it).
+  if (sh->stream && !sh->timed_out) co_await sh->stream->shutdown();  // TLS: close_notify
   sh->done = true;
   sh->timer.cancel();
-  sh->stream->close();
+  if (sh->stream) sh->stream->close();
 }
 
 }  // namespace buzon::pop3

@@ -7,12 +7,14 @@
 #include "store/maildir/maildir_fs.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace buzon::store::maildir {
 
@@ -185,6 +187,32 @@ Result<std::string> read_small_file(int dirfd, const std::string& name, std::siz
   }
   out.resize(got);
   return out;
+}
+
+int rename_noreplace(int from_dir, const std::string& from, int to_dir, const std::string& to) {
+  if (::renameat2(from_dir, from.c_str(), to_dir, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS) return errno;
+  // The file system lacks RENAME_NOREPLACE: check, then rename (the window is harmless for
+  // Maildir, whose names are unique by construction).
+  struct stat st{};
+  if (::fstatat(to_dir, to.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
+  if (::renameat(from_dir, from.c_str(), to_dir, to.c_str()) == 0) return 0;
+  return errno;
+}
+
+Result<void> check_under_root(const std::string& root, const std::string& location) {
+  namespace fs = std::filesystem;
+  const fs::path loc(location);
+  for (const auto& part : loc) {
+    if (part == "..") return fail(StoreErrc::perm, "maildir location contains '..': " + location);
+  }
+  std::string r = root;
+  while (r.size() > 1 && r.back() == '/') r.pop_back();
+  const fs::path rel = loc.lexically_normal().lexically_relative(fs::path(r).lexically_normal());
+  if (rel.empty() || *rel.begin() == "..") {
+    return fail(StoreErrc::perm, "maildir location outside the mail root: " + location);
+  }
+  return {};
 }
 
 }  // namespace buzon::store::maildir

@@ -75,6 +75,13 @@ Result<std::string> read_small_file(int dirfd, const std::string& name, std::siz
 // write(2) all of `data`, retrying on EINTR and short writes; returns the errno on failure.
 int write_all(int fd, std::string_view data);
 
+// renameat2(RENAME_NOREPLACE), falling back to a check-then-rename where the file system lacks
+// the flag. Returns 0 or the errno (EEXIST when `to` exists).
+int rename_noreplace(int from_dir, const std::string& from, int to_dir, const std::string& to);
+
+// Refuses a location with a ".." component or lexically outside `root` (perm).
+Result<void> check_under_root(const std::string& root, const std::string& location);
+
 // read(2) retrying on EINTR; returns -1 with errno set on failure.
 long read_retry(int fd, char* buf, std::size_t len);
 

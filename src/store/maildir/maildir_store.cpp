@@ -95,32 +95,6 @@ Result<std::vector<std::string>> list_dir(int dirfd, std::string_view what) {
   return names;
 }
 
-int rename_noreplace(int from_dir, const std::string& from, int to_dir, const std::string& to) {
-  if (::renameat2(from_dir, from.c_str(), to_dir, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
-  if (errno != EINVAL && errno != ENOSYS) return errno;
-  // The file system lacks RENAME_NOREPLACE: check, then rename (the window is harmless for
-  // Maildir, whose names are unique by construction).
-  struct stat st{};
-  if (::fstatat(to_dir, to.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
-  if (::renameat(from_dir, from.c_str(), to_dir, to.c_str()) == 0) return 0;
-  return errno;
-}
-
-Result<void> check_under_root(const std::string& root, const std::string& location) {
-  namespace fs = std::filesystem;
-  const fs::path loc(location);
-  for (const auto& part : loc) {
-    if (part == "..") return fail(StoreErrc::perm, "maildir location contains '..': " + location);
-  }
-  std::string r = root;
-  while (r.size() > 1 && r.back() == '/') r.pop_back();
-  const fs::path rel = loc.lexically_normal().lexically_relative(fs::path(r).lexically_normal());
-  if (rel.empty() || *rel.begin() == "..") {
-    return fail(StoreErrc::perm, "maildir location outside the mail root: " + location);
-  }
-  return {};
-}
-
 // Octets the POP3 layer adds to complete the last line of a file: 0 when it is empty or ends in
 // LF, 1 after a final CR, else 2 (see WireSizeCounter::final_size()).
 Result<std::uint64_t> final_line_end_octets(int fd, const struct stat& st, std::string_view what) {

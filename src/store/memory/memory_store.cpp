@@ -46,6 +46,19 @@ struct MemoryStore::State {
   mutable std::mutex mutex;
   std::map<std::string, Box> boxes;
   std::deque<Fault> faults;
+  std::map<std::string, StoreErrc> broken;  // locations every delivery to fails
+
+  // Under `mutex`: pops the first fault for exactly `op` (Op::any faults are left alone).
+  std::optional<StoreError> take_exact_fault(Op op) {
+    for (auto it = faults.begin(); it != faults.end(); ++it) {
+      if (it->op == op) {
+        StoreError e{it->code, it->detail};
+        faults.erase(it);
+        return e;
+      }
+    }
+    return std::nullopt;
+  }
 
   // Under `mutex`: pops the first fault matching `op`, if any.
   std::optional<StoreError> take_fault(Op op) {
@@ -212,6 +225,66 @@ std::vector<MemoryStore::Stored> MemoryStore::contents(const std::string& locati
     out.push_back(Stored{m.uidl, *m.content, m.received, m.seen});
   }
   return out;
+}
+
+void MemoryStore::set_broken(const std::string& location, StoreErrc code, bool broken) {
+  std::lock_guard g(state_->mutex);
+  if (broken)
+    state_->broken[location] = code;
+  else
+    state_->broken.erase(location);
+}
+
+std::vector<Result<void>> MemoryStore::deliver(std::span<const DeliveryCopy> copies,
+                                               std::span<const std::string_view> parts, DeliveryMode mode) {
+  std::lock_guard g(state_->mutex);
+  std::vector<Result<void>> results(copies.size());
+  if (copies.empty()) return results;
+  if (auto f = state_->take_exact_fault(Op::deliver)) {
+    for (auto& r : results) r = std::unexpected(*f);
+    return results;
+  }
+  std::string message;
+  for (auto p : parts) message.append(p);
+  std::optional<StoreError> cause;
+  for (std::size_t i = 0; i < copies.size(); ++i) {
+    const std::string& loc = copies[i].box.location;
+    std::optional<StoreError> e;
+    if (loc.empty() || loc.find('\0') != std::string::npos) {
+      e = StoreError{StoreErrc::perm, "bad location"};
+    } else if (auto it = state_->broken.find(loc); it != state_->broken.end()) {
+      e = StoreError{it->second, "location is broken: " + loc};
+    } else {
+      e = state_->take_exact_fault(Op::deliver_copy);
+    }
+    if (e) {
+      results[i] = std::unexpected(*e);
+      if (!cause) cause = e;
+    }
+  }
+  if (cause && mode == DeliveryMode::all_or_none) {
+    for (auto& r : results)
+      if (r) r = std::unexpected(StoreError{cause->code, "aborted: " + cause->detail});
+    return results;
+  }
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  for (std::size_t i = 0; i < copies.size(); ++i) {
+    if (!results[i]) continue;
+    Box& box = state_->boxes[copies[i].box.location];
+    Message m;
+    m.id = box.next_id++;
+    for (;;) {
+      m.uidl = "m" + std::to_string(m.id);
+      const bool dup = std::any_of(box.messages.begin(), box.messages.end(),
+                                   [&](const Message& o) { return o.uidl == m.uidl; });
+      if (!dup) break;
+      m.id = box.next_id++;
+    }
+    m.content = std::make_shared<const std::string>(copies[i].prefix + message);
+    m.received = now;
+    box.messages.push_back(std::move(m));
+  }
+  return results;
 }
 
 bool MemoryStore::is_locked(const std::string& location) const {

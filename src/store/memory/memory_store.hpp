@@ -1,6 +1,6 @@
-// store/memory/memory_store.hpp — an in-memory MailStore for tests and benchmarks (as OpenSMTPD's
-// queue_ram and Dovecot's fail-mail-storage): same lock, snapshot and UPDATE semantics as the
-// Maildir backend, plus fault injection.
+// store/memory/memory_store.hpp — an in-memory MailStore and Delivery for tests and benchmarks (as
+// OpenSMTPD's queue_ram and Dovecot's fail-mail-storage): same lock, snapshot and UPDATE semantics
+// as the Maildir backend, the same all-or-none / per-copy delivery results, plus fault injection.
 //
 // SECURITY  Test backend: holds everything in memory; not for production use.
 // STANDARDS RFC 1939 §3 (exclusive lock -> in_use), §7 (UIDL), §8 (deletions only via
@@ -16,14 +16,16 @@
 #include <string_view>
 #include <vector>
 
+#include "store/delivery.hpp"
 #include "store/maildrop.hpp"
 
 namespace buzon::store::memory {
 
-class MemoryStore final : public MailStore {
+class MemoryStore final : public MailStore, public Delivery {
  public:
   // Operations that fail_next can target.
-  enum class Op { any, open_maildrop, open_message, read, commit_deletes, mark_seen };
+  // deliver: a whole deliver() call fails; deliver_copy: the next copy of a delivery fails.
+  enum class Op { any, open_maildrop, open_message, read, commit_deletes, mark_seen, deliver, deliver_copy };
 
   MemoryStore();
   ~MemoryStore() override;
@@ -50,8 +52,18 @@ class MemoryStore final : public MailStore {
   std::vector<Stored> contents(const std::string& location) const;
   bool is_locked(const std::string& location) const;
 
+  // Every delivery to `location` fails with `code` (a full or broken mailbox) until a call with
+  // broken = false.
+  void set_broken(const std::string& location, StoreErrc code, bool broken = true);
+
   Result<std::unique_ptr<Maildrop>> open_maildrop(const MailboxRef& box,
                                                   const MaildropOptions& opts) override;
+
+  // Delivery: each copy becomes a message "prefix + parts..." of its location; all_or_none stores
+  // all copies under one lock or none. Op::any faults do not apply (only deliver/deliver_copy).
+  std::vector<Result<void>> deliver(std::span<const DeliveryCopy> copies,
+                                    std::span<const std::string_view> parts,
+                                    DeliveryMode mode) override;
 
   struct State;
 

@@ -1,0 +1,27 @@
+// app/client_commands.hpp — CLI wiring of the client subcommands `buzon fetch` and `buzon send`
+// (the logic is in src/fetch and src/send).
+#pragma once
+
+#include "app/commands.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace buzon::app {
+
+struct FetchCli;
+
+// Registers `fetch` on `app`; the returned options object lives as long as the program.
+CLI::App* add_fetch_command(CLI::App& app, FetchCli*& cli);
+int cmd_fetch(const Options& opt, const FetchCli& cli);
+
+// Registers `send` (every argument after it is passed on verbatim: sendmail flags such as -oi).
+CLI::App* add_send_command(CLI::App& app);
+int cmd_send(const Options& opt, const std::vector<std::string>& args);
+
+// True when the program was started as "sendmail" (a symlink): then it behaves as `buzon send`.
+bool invoked_as_sendmail(const char* argv0);
+
+}  // namespace buzon::app

@@ -1,0 +1,163 @@
+// proto/smtp/data_reader.cpp — DATA and BDAT content readers (see data_reader.hpp).
+//
+// SECURITY: a state machine over untrusted octets; only the sequence CR LF "." CR LF (with the
+//   first CR LF being the end of the previous line or of the DATA command) sets done_. Bare CR and
+//   bare LF are content plus an error, never line ends. Output is bounded by max_size.
+// STANDARDS: RFC 5321 §2.3.8, §4.1.1.4, §4.5.2, §4.5.3.1.6; RFC 1870 §6.3; RFC 3030 §2.
+// LIMITS: see data_reader.hpp.
+#include "proto/smtp/data_reader.hpp"
+
+#include <algorithm>
+
+namespace buzon::smtp {
+
+namespace {
+constexpr std::string_view kCrlf = "\r\n";
+}
+
+std::string_view to_string(ContentError e) {
+  switch (e) {
+    case ContentError::none: return "none";
+    case ContentError::bare_lf: return "bare LF";
+    case ContentError::bare_cr: return "bare CR";
+    case ContentError::line_too_long: return "line too long";
+    case ContentError::too_big: return "too big";
+  }
+  return "unknown";
+}
+
+// ---- DATA ------------------------------------------------------------------------------------
+
+void DataReader::emit(std::string_view s, std::string& out) {
+  size_ += s.size();
+  if (error_ != ContentError::none) return;
+  if (size_ > limits_.max_size) {
+    fail(ContentError::too_big);
+    return;
+  }
+  out.append(s);
+}
+
+std::size_t DataReader::feed(std::string_view in, std::string& out) {
+  std::size_t i = 0;
+  auto content = [&](std::string_view s) {
+    line_len_ += s.size();
+    line_start_ = false;
+    if (line_len_ + kCrlf.size() > limits_.max_line) fail(ContentError::line_too_long);
+    emit(s, out);
+  };
+  while (i < in.size() && !done_) {
+    const char c = in[i];
+    if (pending_cr_) {
+      pending_cr_ = false;
+      if (c == '\n') {
+        ++i;
+        if (dot_line_ && line_len_ == 0) {  // the line was exactly "." CRLF: end of data
+          done_ = true;
+          break;
+        }
+        emit(kCrlf, out);
+        line_start_ = true;
+        dot_line_ = false;
+        line_len_ = 0;
+        continue;
+      }
+      // A CR not followed by LF is data, not a line end (and an error); `c` is looked at again.
+      fail(ContentError::bare_cr);
+      content("\r");
+      continue;
+    }
+    if (c == '\r') {
+      pending_cr_ = true;
+      ++i;
+      continue;
+    }
+    if (c == '\n') {
+      fail(ContentError::bare_lf);  // never a line end: "\n.\n" and friends are plain content
+      content("\n");
+      ++i;
+      continue;
+    }
+    if (line_start_ && c == '.') {
+      dot_line_ = true;  // RFC 5321 §4.5.2: the first dot of a line is removed
+      line_start_ = false;
+      ++i;
+      continue;
+    }
+    auto j = in.find_first_of(kCrlf, i);
+    if (j == std::string_view::npos) j = in.size();
+    content(in.substr(i, j - i));
+    i = j;
+  }
+  return i;
+}
+
+// ---- BDAT ------------------------------------------------------------------------------------
+
+void BdatReader::start_chunk(std::uint64_t size, bool last) {
+  remaining_ = size;
+  last_ = last;
+  if (remaining_ == 0) finish_if_last();
+}
+
+void BdatReader::finish_if_last() {
+  if (!last_ || !pending_cr_) return;
+  pending_cr_ = false;  // the message ends in a CR that no LF follows
+  fail(ContentError::bare_cr);
+  ++size_;
+}
+
+std::size_t BdatReader::feed(std::string_view in, std::string& out) {
+  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), remaining_));
+  const std::string_view chunk = in.substr(0, n);
+  auto emit = [&](std::string_view s) {
+    size_ += s.size();
+    if (error_ != ContentError::none) return;
+    if (size_ > limits_.max_size) {
+      fail(ContentError::too_big);
+      return;
+    }
+    out.append(s);
+  };
+  auto content = [&](std::string_view s) {
+    line_len_ += s.size();
+    if (line_len_ + kCrlf.size() > limits_.max_line) fail(ContentError::line_too_long);
+    emit(s);
+  };
+  std::size_t i = 0;
+  while (i < chunk.size()) {
+    const char c = chunk[i];
+    if (pending_cr_) {
+      pending_cr_ = false;
+      if (c == '\n') {
+        ++i;
+        emit(kCrlf);
+        line_len_ = 0;
+        continue;
+      }
+      fail(ContentError::bare_cr);
+      content("\r");
+      continue;
+    }
+    if (c == '\r') {
+      pending_cr_ = true;
+      ++i;
+      continue;
+    }
+    if (c == '\n') {
+      fail(ContentError::bare_lf);
+      content("\n");
+      ++i;
+      continue;
+    }
+    auto j = chunk.find_first_of(kCrlf, i);
+    if (j == std::string_view::npos) j = chunk.size();
+    content(chunk.substr(i, j - i));
+    i = j;
+  }
+  remaining_ -= n;
+  if (remaining_ == 0) finish_if_last();
+  return n;
+}
+
+}  // namespace buzon::smtp

@@ -1,0 +1,789 @@
+// proto/smtp/server_session.cpp — the SMTP/LMTP server session (see server_session.hpp).
+//
+// Shape (as the POP3 session): a Session object runs one loop — read a line, check it, answer into
+// an output buffer — and writes the buffer only before it reads again (RFC 2920 pipelining with
+// backpressure). A watchdog closes the stream when the deadline for the current state passes.
+// Command handlers follow OpenSMTPD's check-then-proceed order: state and syntax first, each with
+// its own reply, then the action.
+//
+// SECURITY  See server_session.hpp. Delivery and directory lookups run on the worker pool, never on
+//           the event loop; their results are only trusted as the interface promises (a success is
+//           durable).
+// STANDARDS See server_session.hpp.
+// LIMITS    See server_session.hpp.
+#include "proto/smtp/server_session.hpp"
+
+#include "core/line_buffer.hpp"
+#include "core/log.hpp"
+#include "proto/smtp/command.hpp"
+#include "proto/smtp/data_reader.hpp"
+#include "proto/smtp/received.hpp"
+#include "proto/smtp/reply.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <openssl/rand.h>
+
+#include <array>
+#include <map>
+#include <optional>
+#include <vector>
+
+namespace buzon::smtp {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kReadChunk = 4096;        // commands are short; idle sessions stay small
+constexpr std::size_t kDataChunk = 64 * 1024;   // while message data streams in
+constexpr std::uint64_t kMaxReserve = 1024 * 1024;  // see reserve_body()
+
+// State shared with the watchdog, which closes the stream when a deadline passes.
+struct Shared {
+  std::unique_ptr<net::Stream> stream;
+  asio::steady_timer timer;
+  Clock::time_point deadline;
+  bool done = false;
+  bool timed_out = false;
+  explicit Shared(std::unique_ptr<net::Stream> s) : stream(std::move(s)), timer(stream->get_executor()) {}
+};
+
+asio::awaitable<void> watchdog(std::shared_ptr<Shared> sh) {
+  for (;;) {
+    sh->timer.expires_at(sh->deadline);
+    co_await sh->timer.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    if (sh->done) co_return;
+    if (Clock::now() >= sh->deadline) {
+      sh->timed_out = true;
+      // During a STARTTLS handshake the stream is owned by the upgrade, which bounds itself.
+      if (sh->stream) sh->stream->close();
+      co_return;
+    }
+  }
+}
+
+struct Recipient {
+  Path path;
+  RcptParams params;
+  std::string user;
+  store::MailboxRef box;
+  std::string address;  // for Delivered-To:
+};
+
+// One mail transaction (RFC 5321 §3.3): from MAIL to the end of the data, RSET, or a new EHLO.
+struct Transaction {
+  std::string id;
+  Path from;
+  MailParams params;
+  std::vector<Recipient> rcpts;
+  std::string body;
+  bool bdat = false;         // BDAT has been used (DATA is no longer allowed, RFC 3030 §2)
+  bool bdat_failed = false;  // a BDAT chunk failed: discard the rest until LAST or RSET
+  std::unique_ptr<BdatReader> bdat_reader;
+};
+
+std::string hex_id(std::size_t bytes) {
+  std::array<unsigned char, 16> rnd{};
+  RAND_bytes(rnd.data(), static_cast<int>(std::min(bytes, rnd.size())));
+  std::string out;
+  for (std::size_t i = 0; i < std::min(bytes, rnd.size()); ++i) out += fmt::format("{:02X}", rnd[i]);
+  return out;
+}
+
+// What a store error means to the client (RFC 5321 §4.2.2, RFC 3463).
+Reply store_reply(const store::StoreError& e) {
+  switch (e.code) {
+    case store::StoreErrc::no_space: return {452, esc::kSystemFull, "Error: insufficient system storage, try again later"};
+    case store::StoreErrc::quota: return {452, esc::kMailboxFull, "Error: mailbox full, try again later"};
+    case store::StoreErrc::too_big: return {552, esc::kTooBig, "Error: message too big for the mailbox"};
+    default: return {451, esc::kSystemOther, "Error: local delivery failed, try again later"};
+  }
+}
+
+bool looks_like_http(std::string_view line) {
+  for (std::string_view m : {"GET ", "POST ", "HEAD ", "PUT ", "CONNECT ", "OPTIONS "})
+    if (line.starts_with(m)) return true;
+  return line.starts_with("Host:") || line.starts_with("User-Agent:");
+}
+
+class Session {
+ public:
+  Session(std::shared_ptr<Shared> sh, Service& svc)
+      : sh_(std::move(sh)),
+        svc_(svc),
+        cfg_(svc.settings),
+        lines_(kMaxCommandLine, LineEnd::strict_crlf),
+        start_(Clock::now()),
+        peer_(sh_->stream->peer()),
+        session_id_(hex_id(5)) {}
+
+  asio::awaitable<void> run();
+
+ private:
+  net::Stream& stream() { return *sh_->stream; }
+  bool lmtp() const { return cfg_.mode == Mode::lmtp; }
+  void touch(std::chrono::milliseconds idle) {
+    const auto d = std::min(Clock::now() + idle, start_ + cfg_.max_session_time);
+    const bool earlier = d < sh_->deadline;
+    sh_->deadline = d;
+    if (earlier) sh_->timer.cancel();  // the watchdog re-arms at the new, earlier deadline
+  }
+  bool utf8_replies() const { return tx_ && tx_->params.smtputf8; }
+  void reply(int code, Enhanced st, std::string_view text) {
+    if (code >= 500) ++errors_;
+    out_ += format_reply(code, st, text, utf8_replies());
+  }
+  void reply(const Reply& r) { reply(r.code, r.status, r.text); }
+
+  asio::awaitable<bool> flush(std::chrono::milliseconds timeout);
+  asio::awaitable<bool> flush() { return flush(cfg_.command_timeout); }
+  asio::awaitable<std::optional<Line>> next_line();
+  asio::awaitable<std::optional<std::size_t>> read_more(std::vector<char>& buf, std::chrono::milliseconds timeout);
+  asio::awaitable<bool> early_talker();
+  asio::awaitable<void> handle(const Line& line);
+
+  void cmd_hello(const Command& c);
+  void cmd_mail(const Command& c);
+  asio::awaitable<void> cmd_rcpt(const Command& c);
+  asio::awaitable<void> cmd_data();
+  asio::awaitable<void> cmd_bdat(const Command& c);
+  asio::awaitable<void> cmd_vrfy(const Command& c);
+  asio::awaitable<void> cmd_starttls();
+
+  asio::awaitable<bool> receive_data(DataReader& reader, std::string& body);
+  asio::awaitable<bool> receive_chunk(BdatReader& reader, std::string& body);
+  asio::awaitable<bool> discard_chunk(std::uint64_t size);
+  asio::awaitable<void> finish_message(ContentError content);
+  void reply_all(const Reply& r);  // SMTP: once; LMTP: once per accepted recipient
+  // Room for the message as the client announced it (SIZE=), at most kMaxReserve: a client that
+  // announces much and sends little must not make us hold memory for nothing.
+  void reserve_body() {
+    if (tx_->params.size)
+      tx_->body.reserve(static_cast<std::size_t>(std::min({*tx_->params.size, cfg_.max_message_size, kMaxReserve})));
+  }
+  std::string ehlo_reply() const;
+  void log_summary();
+
+  std::shared_ptr<Shared> sh_;
+  Service& svc_;
+  const Settings& cfg_;
+  LineBuffer lines_;
+  Clock::time_point start_;
+  std::string peer_;
+  std::string session_id_;
+  std::string out_;
+  std::vector<char> inbuf_ = std::vector<char>(kReadChunk);
+  bool eof_ = false;
+  bool quit_ = false;
+
+  std::string helo_;
+  bool esmtp_ = false;
+  bool tls_ = false;
+  std::optional<Transaction> tx_;
+  unsigned messages_ = 0;  // accepted
+  unsigned transactions_ = 0;
+  unsigned errors_ = 0;
+  unsigned commands_ = 0;
+  unsigned rcpts_ = 0, rejected_ = 0;
+  std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  std::string end_reason_ = "disconnected";
+};
+
+asio::awaitable<bool> Session::flush(std::chrono::milliseconds timeout) {
+  if (out_.empty()) co_return true;
+  if (!sh_->stream) co_return false;
+  touch(timeout);
+  auto [ec, n] = co_await stream().write_all(out_);
+  bytes_out_ += n;
+  out_.clear();
+  if (ec) {
+    end_reason_ = sh_->timed_out ? "timeout" : "write error";
+    co_return false;
+  }
+  co_return true;
+}
+
+// Reads more input into `buf`: nullopt at EOF, error or timeout. Output is flushed first, so the
+// client always sees every reply before we wait for it.
+asio::awaitable<std::optional<std::size_t>> Session::read_more(std::vector<char>& buf,
+                                                               std::chrono::milliseconds timeout) {
+  if (eof_) co_return std::nullopt;
+  if (!co_await flush(timeout)) {
+    eof_ = true;
+    co_return std::nullopt;
+  }
+  touch(timeout);
+  auto [ec, n] = co_await stream().read_some(std::span<char>(buf.data(), buf.size()));
+  if (ec || n == 0) {
+    eof_ = true;
+    end_reason_ = sh_->timed_out ? "timeout" : "disconnected";
+    co_return std::nullopt;
+  }
+  bytes_in_ += n;
+  co_return n;
+}
+
+asio::awaitable<std::optional<Line>> Session::next_line() {
+  for (;;) {
+    if (auto l = lines_.next()) co_return l;
+    auto n = co_await read_more(inbuf_, cfg_.command_timeout);
+    if (!n) co_return std::nullopt;
+    lines_.append(std::string_view(inbuf_.data(), *n));
+  }
+}
+
+// RFC 5321 §4.3.1 and §4.5.3.2.1: the client must wait for the greeting. Spammers' bulk tools
+// often do not; the pause makes them show it (Postfix postscreen "pregreet", Exim/Sendmail
+// greet_pause). Returns false when the client talked early (it has been refused).
+asio::awaitable<bool> Session::early_talker() {
+  using namespace asio::experimental::awaitable_operators;
+  if (cfg_.greet_pause.count() <= 0 || lmtp()) co_return true;
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  pause.expires_after(cfg_.greet_pause);
+  auto r = co_await (stream().read_some(std::span<char>(inbuf_.data(), inbuf_.size())) ||
+                     pause.async_wait(asio::use_awaitable));
+  if (r.index() == 1) co_return true;  // quiet: greet it
+  auto [ec, n] = std::get<0>(r);
+  if (ec || n == 0) {
+    end_reason_ = "disconnected before the greeting";
+    co_return false;
+  }
+  bytes_in_ += n;
+  svc_.counters.early_talkers.fetch_add(1, std::memory_order_relaxed);
+  reply(554, esc::kProtocolOther, fmt::format("{} Error: SMTP protocol synchronization (input before the greeting)",
+                                              cfg_.hostname));
+  end_reason_ = "early talker";
+  co_return false;
+}
+
+std::string Session::ehlo_reply() const {
+  std::vector<std::string> lines;
+  lines.push_back(cfg_.hostname);
+  lines.push_back("PIPELINING");
+  lines.push_back(fmt::format("SIZE {}", cfg_.max_message_size));
+  lines.push_back("8BITMIME");
+  lines.push_back("SMTPUTF8");
+  lines.push_back("ENHANCEDSTATUSCODES");
+  lines.push_back("CHUNKING");
+  if (svc_.start_tls && !tls_) lines.push_back("STARTTLS");
+  return format_multiline(250, lines);
+}
+
+asio::awaitable<void> Session::run() {
+  touch(cfg_.command_timeout);
+  svc_.counters.sessions.fetch_add(1, std::memory_order_relaxed);
+  if (!co_await early_talker()) {
+    co_await flush();
+    log_summary();
+    co_return;
+  }
+  out_ += format_plain(220, fmt::format("{} {} buzon", cfg_.hostname, lmtp() ? "LMTP" : "ESMTP"));
+
+  while (!quit_) {
+    auto line = co_await next_line();
+    if (!line) break;
+    co_await handle(*line);
+    if (!sh_->stream) break;  // a failed STARTTLS ended the connection
+    if (errors_ >= cfg_.max_errors && !quit_) {
+      out_ += format_reply(421, esc::kSecurityOther, fmt::format("{} Error: too many errors", cfg_.hostname));
+      end_reason_ = "too many errors";
+      break;
+    }
+  }
+  co_await flush();
+  log_summary();
+}
+
+void Session::log_summary() {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count();
+  svc_.counters.bytes_in.fetch_add(bytes_in_, std::memory_order_relaxed);
+  spdlog::info("{} session peer={} helo={} tls={} result={} cmds={} msgs={} rcpts={} rejected={} errors={} in={} out={} ms={}",
+               lmtp() ? "lmtp" : "smtp", log_value(peer_), log_value(helo_), tls_ ? "yes" : "no",
+               log_value(end_reason_), commands_, messages_, rcpts_, rejected_, errors_, bytes_in_, bytes_out_, ms);
+}
+
+asio::awaitable<void> Session::handle(const Line& line) {
+  ++commands_;
+  switch (line.status) {
+    case LineStatus::ok: break;
+    case LineStatus::too_long:
+      reply(500, esc::kSyntaxError, "Error: line too long");
+      co_return;
+    case LineStatus::bare_lf:
+    case LineStatus::bare_cr:
+      // RFC 5321 §2.3.8: only CRLF ends a line. Never guess where a command ends.
+      svc_.counters.bare_line_ends.fetch_add(1, std::memory_order_relaxed);
+      reply(500, esc::kSyntaxError,
+            line.status == LineStatus::bare_lf ? "Error: bare <LF> received" : "Error: bare <CR> received");
+      co_return;
+  }
+  if (looks_like_http(line.text)) {
+    // Postfix's answer to a web client (smtpd.c): this is not an HTTP server.
+    out_ += format_reply(221, esc::kSecurityOther, "Error: I can break rules, too. Goodbye.");
+    end_reason_ = "http request";
+    quit_ = true;
+    co_return;
+  }
+  auto parsed = parse_command(line.text, ParseOptions{tx_ && tx_->params.smtputf8});
+  if (!parsed) {
+    const auto& e = parsed.error();
+    reply(e.reply);
+    if (e.verb == Verb::bdat) {
+      // Without a valid count we cannot know where the chunk ends (RFC 3030 §2): the rest of the
+      // input cannot be trusted as commands.
+      out_ += format_reply(421, esc::kProtocolOther, fmt::format("{} Error: cannot find the end of the BDAT chunk", cfg_.hostname));
+      end_reason_ = "bad BDAT";
+      quit_ = true;
+    }
+    co_return;
+  }
+  const Command& c = *parsed;
+  const auto flags = spec(c.verb).flags;
+  if ((lmtp() && (flags & kSmtpOnly)) || (!lmtp() && (flags & kLmtpOnly))) {
+    reply(500, esc::kInvalidCommand, lmtp() ? "Error: this is LMTP, use LHLO" : "Error: command not recognized");
+    co_return;
+  }
+  switch (c.verb) {
+    case Verb::helo:
+    case Verb::ehlo:
+    case Verb::lhlo: cmd_hello(c); break;
+    case Verb::mail: cmd_mail(c); break;
+    case Verb::rcpt: co_await cmd_rcpt(c); break;
+    case Verb::data: co_await cmd_data(); break;
+    case Verb::bdat: co_await cmd_bdat(c); break;
+    case Verb::rset:
+      tx_.reset();
+      reply(250, esc::kOther, "Ok");
+      break;
+    case Verb::noop: reply(250, esc::kOther, "Ok"); break;
+    case Verb::quit:
+      out_ += format_reply(221, esc::kOther, fmt::format("{} closing connection", cfg_.hostname));
+      end_reason_ = "quit";
+      quit_ = true;
+      break;
+    case Verb::vrfy: co_await cmd_vrfy(c); break;
+    case Verb::expn: reply(502, esc::kInvalidCommand, "Error: EXPN is not supported"); break;
+    case Verb::help:
+      reply(214, esc::kOther,
+            lmtp() ? "Commands: LHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP (RFC 2033)"
+                   : "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS (RFC 5321)");
+      break;
+    case Verb::starttls: co_await cmd_starttls(); break;
+    case Verb::auth: reply(502, esc::kInvalidCommand, "Error: authentication is not enabled"); break;
+    case Verb::unknown: reply(500, esc::kInvalidCommand, "Error: command not recognized"); break;
+  }
+}
+
+void Session::cmd_hello(const Command& c) {
+  // RFC 5321 §4.1.4: EHLO/HELO also resets any transaction in progress.
+  tx_.reset();
+  helo_ = c.domain;
+  esmtp_ = c.verb != Verb::helo;
+  if (esmtp_)
+    out_ += ehlo_reply();
+  else
+    out_ += format_plain(250, cfg_.hostname);
+}
+
+void Session::cmd_mail(const Command& c) {
+  if (helo_.empty()) {
+    reply(503, esc::kInvalidCommand, lmtp() ? "Error: send LHLO first" : "Error: send HELO/EHLO first");
+    return;
+  }
+  if (tx_) {
+    reply(503, esc::kInvalidCommand, "Error: nested MAIL command");
+    return;
+  }
+  if (cfg_.mode == Mode::submission) {
+    // Submission needs AUTH (RFC 6409 §4.3), which comes with the submission issue: until then
+    // nothing is accepted here, so this port can never relay.
+    reply(530, esc::kSecurityOther, "Error: authentication required");
+    return;
+  }
+  const auto& p = c.mail;
+  const bool has_params = p.size || p.body != Body::unspecified || p.smtputf8 || p.ret != Ret::unspecified ||
+                          !p.envid.empty() || p.auth;
+  if (!esmtp_ && has_params) {
+    reply(555, esc::kInvalidArguments, "Error: parameters need EHLO");
+    return;
+  }
+  if (p.body == Body::binary_mime) {
+    reply(555, esc::kInvalidArguments, "Error: BODY=BINARYMIME is not supported");
+    return;
+  }
+  if (p.size && *p.size > cfg_.max_message_size) {
+    // RFC 1870 §6.2: a declared size over the limit is refused at MAIL.
+    reply(552, esc::kTooBig, fmt::format("Error: message size exceeds the limit of {} octets", cfg_.max_message_size));
+    return;
+  }
+  tx_.emplace();
+  tx_->id = fmt::format("{}{:02X}", session_id_, ++transactions_ & 0xFF);
+  tx_->from = c.path;
+  tx_->params = c.mail;
+  // RFC 4954 §5: without a trusted authentication, AUTH= is treated as AUTH=<>.
+  if (tx_->params.auth) tx_->params.auth = "<>";
+  reply(250, esc::kAddressOther, "Ok");
+}
+
+asio::awaitable<void> Session::cmd_rcpt(const Command& c) {
+  if (!tx_) {
+    reply(503, esc::kInvalidCommand, "Error: need MAIL command");
+    co_return;
+  }
+  if (tx_->bdat) {
+    reply(503, esc::kInvalidCommand, "Error: RCPT after BDAT");
+    co_return;
+  }
+  if ((c.rcpt.notify || !c.rcpt.orcpt.empty()) && !esmtp_) {
+    reply(555, esc::kInvalidArguments, "Error: parameters need EHLO");
+    co_return;
+  }
+  if (tx_->rcpts.size() >= cfg_.max_recipients) {
+    // RFC 5321 §4.5.3.1.10: 452, and the client sends the rest in another transaction.
+    reply(452, esc::kTooManyRecipients, "Error: too many recipients");
+    co_return;
+  }
+  auto r = co_await svc_.pool->run(
+      [&] { return resolve_recipient(c.path.mailbox, cfg_.recipients, *svc_.directory); });
+  switch (r.verdict) {
+    case RcptVerdict::relay_denied:
+      ++rejected_;
+      svc_.counters.relay_denied.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("smtp relay denied peer={} from={} to={}", log_value(peer_),
+                   log_value(tx_->from.null ? "<>" : tx_->from.mailbox.text), log_value(c.path.mailbox.text));
+      reply(550, esc::kNotAuthorized, "Error: relay access denied");
+      co_return;
+    case RcptVerdict::unknown_user:
+      ++rejected_;
+      svc_.counters.rejected_recipients.fetch_add(1, std::memory_order_relaxed);
+      reply(550, esc::kBadMailbox, "Error: no such user here");
+      co_return;
+    case RcptVerdict::temp_failure:
+      spdlog::error("smtp recipient lookup failed to={} detail={}", log_value(c.path.mailbox.text), log_value(r.detail));
+      reply(451, esc::kSystemOther, "Error: temporary failure looking up the recipient");
+      co_return;
+    case RcptVerdict::local: break;
+  }
+  Recipient rc;
+  rc.path = c.path;
+  rc.params = c.rcpt;
+  rc.user = std::move(r.user);
+  rc.box = std::move(r.box);
+  rc.address = std::move(r.address);
+  tx_->rcpts.push_back(std::move(rc));
+  ++rcpts_;
+  reply(250, esc::kDestinationValid, "Ok");
+}
+
+asio::awaitable<void> Session::cmd_vrfy(const Command& c) {
+  // RFC 5321 §3.5.3: 252 when we will not tell (the default: no user enumeration).
+  if (!cfg_.vrfy) {
+    reply(252, esc::kOther, "Cannot VRFY user, but will accept message and attempt delivery");
+    co_return;
+  }
+  std::string arg = c.arg;
+  while (!arg.empty() && arg.back() == ' ') arg.pop_back();
+  if (arg.empty() || arg.front() != '<') arg = "<" + arg + ">";
+  auto path = parse_path(arg, false);
+  if (!path) {
+    reply(501, esc::kBadRecipientSyntax, "Error: bad address syntax");
+    co_return;
+  }
+  auto r = co_await svc_.pool->run(
+      [&] { return resolve_recipient(path->mailbox, cfg_.recipients, *svc_.directory); });
+  if (r.verdict == RcptVerdict::local)
+    reply(250, esc::kDestinationValid, "<" + r.address + ">");
+  else if (r.verdict == RcptVerdict::relay_denied)
+    reply(252, esc::kOther, "Cannot VRFY user, but will accept message and attempt delivery");
+  else
+    reply(550, esc::kBadMailbox, "Error: no such user here");
+}
+
+void Session::reply_all(const Reply& r) {
+  reply(r);  // counted as one error, however many recipients
+  if (lmtp() && tx_) {
+    // RFC 2033 §4.2: one reply per successful RCPT, in order.
+    for (std::size_t i = 1; i < tx_->rcpts.size(); ++i) out_ += format_reply(r, utf8_replies());
+  }
+}
+
+asio::awaitable<bool> Session::receive_data(DataReader& reader, std::string& body) {
+  std::string rest = lines_.take_rest();
+  std::size_t used = reader.feed(rest, body);
+  if (reader.done()) {
+    lines_.append(std::string_view(rest).substr(used));
+    co_return true;
+  }
+  std::vector<char> buf(kDataChunk);
+  while (!reader.done()) {
+    auto n = co_await read_more(buf, cfg_.data_timeout);
+    if (!n) co_return false;
+    const std::string_view in(buf.data(), *n);
+    used = reader.feed(in, body);
+    if (reader.done()) lines_.append(in.substr(used));
+  }
+  co_return true;
+}
+
+asio::awaitable<bool> Session::receive_chunk(BdatReader& reader, std::string& body) {
+  std::string rest = lines_.take_rest();
+  std::size_t used = reader.feed(rest, body);
+  if (reader.chunk_done()) {
+    lines_.append(std::string_view(rest).substr(used));
+    co_return true;
+  }
+  std::vector<char> buf(static_cast<std::size_t>(std::min<std::uint64_t>(kDataChunk, reader.remaining())));
+  while (!reader.chunk_done()) {
+    auto n = co_await read_more(buf, cfg_.data_timeout);
+    if (!n) co_return false;
+    const std::string_view in(buf.data(), *n);
+    used = reader.feed(in, body);
+    if (reader.chunk_done()) lines_.append(in.substr(used));
+  }
+  co_return true;
+}
+
+asio::awaitable<void> Session::cmd_data() {
+  if (!tx_) {
+    reply(503, esc::kInvalidCommand, "Error: need MAIL command");
+    co_return;
+  }
+  if (tx_->bdat) {
+    reply(503, esc::kInvalidCommand, "Error: DATA after BDAT");  // RFC 3030 §2
+    co_return;
+  }
+  if (tx_->rcpts.empty()) {
+    // RFC 5321 §3.3 (554 "no valid recipients"); RFC 2033 §4.2 (LMTP: 503).
+    reply(lmtp() ? 503 : 554, esc::kInvalidCommand, "Error: no valid recipients");
+    co_return;
+  }
+  out_ += format_reply(354, {}, "End data with <CR><LF>.<CR><LF>");
+  DataReader reader(ContentLimits{cfg_.max_line_length, cfg_.max_message_size});
+  reserve_body();
+  if (!co_await receive_data(reader, tx_->body)) {
+    // The connection ended inside the data: nothing is delivered, nothing was promised.
+    end_reason_ = sh_->timed_out ? "timeout in DATA" : "disconnected in DATA";
+    tx_.reset();
+    quit_ = true;
+    co_return;
+  }
+  co_await finish_message(reader.error());
+}
+
+// RFC 3030 §2: whatever the verdict, a chunk's octets are read; a refused one is dropped.
+asio::awaitable<bool> Session::discard_chunk(std::uint64_t size) {
+  BdatReader sink(ContentLimits{~std::size_t{0}, 0});
+  std::string nothing;
+  sink.start_chunk(size, false);
+  co_return co_await receive_chunk(sink, nothing);
+}
+
+asio::awaitable<void> Session::cmd_bdat(const Command& c) {
+  if (!tx_ || tx_->rcpts.empty() || tx_->bdat_failed) {
+    if (!co_await discard_chunk(c.chunk_size)) {
+      quit_ = true;
+      co_return;
+    }
+    if (!tx_)
+      reply(503, esc::kInvalidCommand, "Error: need MAIL command");
+    else if (tx_->bdat_failed)
+      reply(503, esc::kInvalidCommand, "Error: an earlier BDAT failed, send RSET");
+    else
+      reply(lmtp() ? 503 : 554, esc::kInvalidCommand, "Error: no valid recipients");
+    if (tx_ && c.last) tx_.reset();
+    co_return;
+  }
+  if (!tx_->bdat_reader) {
+    tx_->bdat = true;
+    tx_->bdat_reader = std::make_unique<BdatReader>(ContentLimits{cfg_.max_line_length, cfg_.max_message_size});
+    reserve_body();
+  }
+  auto& reader = *tx_->bdat_reader;
+  reader.start_chunk(c.chunk_size, c.last);
+  if (!co_await receive_chunk(reader, tx_->body)) {
+    end_reason_ = sh_->timed_out ? "timeout in BDAT" : "disconnected in BDAT";
+    tx_.reset();
+    quit_ = true;
+    co_return;
+  }
+  if (c.last) {
+    co_await finish_message(reader.error());
+    co_return;
+  }
+  if (reader.error() != ContentError::none) {
+    // Refused now (RFC 3030 §2); later chunks already pipelined are read and dropped.
+    tx_->bdat_failed = true;
+    tx_->body.clear();
+    tx_->body.shrink_to_fit();
+    if (reader.error() == ContentError::too_big)
+      reply(552, esc::kTooBig, fmt::format("Error: message size exceeds the limit of {} octets", cfg_.max_message_size));
+    else
+      reply(554, esc::kMediaOther, fmt::format("Error: message refused: {}", to_string(reader.error())));
+    co_return;
+  }
+  reply(250, esc::kOther, fmt::format("{} octets received", c.chunk_size));
+}
+
+asio::awaitable<void> Session::finish_message(ContentError content) {
+  Transaction& tx = *tx_;
+  if (content != ContentError::none) {
+    Reply r;
+    switch (content) {
+      case ContentError::too_big:
+        r = {552, esc::kTooBig, fmt::format("Error: message size exceeds the limit of {} octets", cfg_.max_message_size)};
+        break;
+      case ContentError::line_too_long:
+        r = {554, esc::kMediaOther, fmt::format("Error: message has a line longer than {} octets (RFC 5321 4.5.3.1.6)",
+                                                cfg_.max_line_length)};
+        break;
+      case ContentError::bare_lf:
+      case ContentError::bare_cr:
+        svc_.counters.bare_line_ends.fetch_add(1, std::memory_order_relaxed);
+        r = {554, esc::kMediaOther,
+             fmt::format("Error: {} in message; lines must end in CRLF (RFC 5321 2.3.8)",
+                         content == ContentError::bare_lf ? "bare <LF>" : "bare <CR>")};
+        break;
+      case ContentError::none: break;
+    }
+    spdlog::info("{} message refused id={} peer={} reason={}", lmtp() ? "lmtp" : "smtp", tx.id, log_value(peer_),
+                 to_string(content));
+    reply_all(r);
+    tx_.reset();
+    co_return;
+  }
+
+  // Trace fields: Received once (RFC 5321 §4.4), Return-Path and Delivered-To per copy.
+  ReceivedInfo info;
+  info.helo = helo_;
+  info.peer = peer_;
+  info.by = cfg_.hostname;
+  info.protocol = protocol_name(esmtp_, lmtp(), tls_, false, tx.params.smtputf8);
+  info.id = tx.id;
+  if (tls_ && sh_->stream) info.tls = sh_->stream->tls_summary();
+  if (tx.rcpts.size() == 1) info.for_rcpt = tx.rcpts.front().address;
+  info.time = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string received = format_received(info);
+  const std::string return_path = format_return_path(tx.from);
+
+  // One copy per mailbox, however many RCPTs named it.
+  std::vector<store::DeliveryCopy> copies;
+  std::vector<std::size_t> copy_of(tx.rcpts.size());
+  std::map<std::string, std::size_t> by_location;
+  for (std::size_t i = 0; i < tx.rcpts.size(); ++i) {
+    const auto& r = tx.rcpts[i];
+    auto [it, fresh] = by_location.try_emplace(r.box.location, copies.size());
+    if (fresh) copies.push_back(store::DeliveryCopy{r.box, return_path + format_delivered_to(r.address)});
+    copy_of[i] = it->second;
+  }
+  const std::string_view parts[] = {received, tx.body};
+  const auto mode = lmtp() ? store::DeliveryMode::each : store::DeliveryMode::all_or_none;
+  const auto t0 = Clock::now();
+  auto results = co_await svc_.pool->run([&] { return svc_.delivery->deliver(copies, parts, mode); });
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+
+  std::size_t ok = 0;
+  for (const auto& r : results)
+    if (r) ++ok;
+  const bool all_ok = ok == copies.size() && results.size() == copies.size();
+  for (const auto& r : results) {
+    if (!r)
+      spdlog::error("{} delivery failed id={} error={} detail={}", lmtp() ? "lmtp" : "smtp", tx.id,
+                    to_string(r.error().code), log_value(r.error().detail));
+  }
+  spdlog::info("{} message id={} peer={} from={} rcpts={} copies={} delivered={} size={} ms={}", lmtp() ? "lmtp" : "smtp",
+               tx.id, log_value(peer_), log_value(tx.from.null ? "<>" : tx.from.mailbox.text), tx.rcpts.size(),
+               copies.size(), ok, tx.body.size(), ms);
+  if (ok > 0) {
+    ++messages_;
+    svc_.counters.messages.fetch_add(1, std::memory_order_relaxed);
+    svc_.counters.recipients.fetch_add(tx.rcpts.size(), std::memory_order_relaxed);
+  }
+  if (!all_ok) svc_.counters.delivery_failures.fetch_add(1, std::memory_order_relaxed);
+
+  if (lmtp()) {
+    for (std::size_t i = 0; i < tx.rcpts.size(); ++i) {
+      const auto& r = results.at(copy_of[i]);
+      if (r)
+        reply(250, esc::kOther, fmt::format("<{}> Ok: delivered as {}", tx.rcpts[i].address, tx.id));
+      else
+        reply(store_reply(r.error()));
+    }
+  } else if (all_ok) {
+    reply(250, esc::kOther, fmt::format("Ok: delivered as {}", tx.id));
+  } else {
+    const store::StoreError* e = nullptr;
+    for (const auto& r : results)
+      if (!r) {
+        e = &r.error();
+        break;
+      }
+    reply(e ? store_reply(*e) : Reply{451, esc::kSystemOther, "Error: local delivery failed, try again later"});
+  }
+  tx_.reset();
+}
+
+asio::awaitable<void> Session::cmd_starttls() {
+  if (!svc_.start_tls) {
+    reply(502, esc::kInvalidCommand, "Error: STARTTLS is not offered");
+    co_return;
+  }
+  if (tls_) {
+    reply(554, esc::kInvalidCommand, "Error: TLS is already active");
+    co_return;
+  }
+  out_ += format_reply(220, esc::kOther, "Ready to start TLS");
+  if (!co_await flush()) {
+    quit_ = true;
+    co_return;
+  }
+  // RFC 3207 §4.2 (and CVE-2011-0411): anything the client pipelined after STARTTLS was sent in
+  // plaintext and must not be acted upon inside TLS.
+  if (auto dropped = lines_.take_rest(); !dropped.empty()) {
+    spdlog::warn("smtp starttls peer={} discarded={} octets of pipelined plaintext", log_value(peer_), dropped.size());
+  }
+  lines_ = LineBuffer(kMaxCommandLine, LineEnd::strict_crlf);
+  auto up = co_await svc_.start_tls(std::move(sh_->stream));
+  if (!up) {
+    end_reason_ = "tls handshake failed: " + up.error().message();
+    quit_ = true;
+    co_return;
+  }
+  sh_->stream = std::move(*up);
+  tls_ = true;
+  // RFC 3207 §4.2: forget everything learnt before TLS; the client starts over with EHLO.
+  helo_.clear();
+  esmtp_ = false;
+  tx_.reset();
+  touch(cfg_.command_timeout);
+}
+
+}  // namespace
+
+asio::awaitable<void> serve_session(std::unique_ptr<net::Stream> stream, Service& service) {
+  auto sh = std::make_shared<Shared>(std::move(stream));
+  sh->deadline = Clock::now() + service.settings.command_timeout;
+  asio::co_spawn(sh->stream->get_executor(), watchdog(sh), asio::detached);
+  {
+    Session s(sh, service);
+    try {
+      co_await s.run();
+    } catch (const std::exception& e) {
+      spdlog::error("smtp session failed error={}", log_value(e.what()));
+    }
+  }
+  sh->done = true;
+  sh->timer.cancel();
+  if (sh->stream) sh->stream->close();
+}
+
+}  // namespace buzon::smtp
