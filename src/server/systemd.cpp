@@ -32,8 +32,9 @@ std::expected<InheritedSockets, std::string> InheritedSockets::from_environment(
           error = fmt::format("socket activation: getsockname({}) failed: {}", fd, std::strerror(errno));
         } else {
           asio::ip::tcp::endpoint ep;
-          std::memcpy(ep.data(), &ss, std::min<std::size_t>(len, sizeof(ss)));
-          ep.resize(len);
+          const std::size_t n = std::min<std::size_t>(len, ep.capacity());
+          std::memcpy(ep.data(), &ss, n);
+          ep.resize(n);
           ::fcntl(fd, F_SETFD, FD_CLOEXEC);
           out.push_back(InheritedSocket{fd, name, ep});
           continue;
