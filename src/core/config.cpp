@@ -485,6 +485,116 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
        [&](const toml::node& n) { return r.uint(n, c.auth.failure_delay_max_ms, "failure_delay_max_ms", 0, 600000); }},
       {"hash_threads", [&](const toml::node& n) { return r.uint(n, c.auth.hash_threads, "hash_threads", 1, 256); }},
   };
+  // [relay] and [dns] (issue 8, docs/RELAY.md).
+  // "host:port" or "[v6]:port" where host may be a name; the port may be left out (25).
+  auto host_port = [&](const toml::node& n, std::string& host, std::uint16_t& port,
+                       std::string_view key) -> std::optional<ConfigError> {
+    std::string s;
+    if (auto e = r.str(n, s, key)) return e;
+    std::string_view t = s, p;
+    if (!t.empty() && t.front() == '[') {
+      auto close = t.find(']');
+      if (close == std::string_view::npos) return r.error_at(n, fmt::format("bad '{}' \"{}\"", key, s), "write \"[::1]:25\"");
+      host = std::string(t.substr(1, close - 1));
+      if (close + 1 < t.size()) {
+        if (t[close + 1] != ':') return r.error_at(n, fmt::format("bad '{}' \"{}\"", key, s), "write \"[::1]:25\"");
+        p = t.substr(close + 2);
+      }
+    } else if (auto colon = t.rfind(':'); colon != std::string_view::npos) {
+      host = std::string(t.substr(0, colon));
+      p = t.substr(colon + 1);
+    } else {
+      host = s;
+    }
+    port = 25;
+    if (!p.empty()) {
+      unsigned v = 0;
+      auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+      if (ec != std::errc() || ptr != p.data() + p.size() || v == 0 || v > 65535)
+        return r.error_at(n, fmt::format("bad port in '{}' \"{}\"", key, s), "write \"host:port\" with a port from 1 to 65535");
+      port = static_cast<std::uint16_t>(v);
+    }
+    if (host.empty() || host.find_first_of(" \t/@") != std::string::npos)
+      return r.error_at(n, fmt::format("bad host in '{}' \"{}\"", key, s), "write \"mail.example.org:587\"");
+    return std::nullopt;
+  };
+  Keys relay{
+      {"helo_name", [&](const toml::node& n) { return r.str(n, c.relay.helo_name, "helo_name"); }},
+      {"port",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         unsigned v = 0;
+         if (auto e = r.uint(n, v, "port", 1, 65535)) return e;
+         c.relay.port = static_cast<std::uint16_t>(v);
+         return std::nullopt;
+       }},
+      {"tls",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (auto e = r.str(n, c.relay.tls, "tls")) return e;
+         if (c.relay.tls == "none" || c.relay.tls == "may" || c.relay.tls == "verify") return std::nullopt;
+         return r.error_at(n, fmt::format("unknown relay tls policy '{}'", c.relay.tls), "use \"none\", \"may\" or \"verify\"");
+       }},
+      {"smarthost",
+       [&](const toml::node& n) { return host_port(n, c.relay.smarthost, c.relay.smarthost_port, "smarthost"); }},
+      {"user", [&](const toml::node& n) { return r.str(n, c.relay.user, "user"); }},
+      {"password_file",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         std::string s;
+         if (auto e = r.str(n, s, "password_file")) return e;
+         c.relay.password_file = s;
+         return std::nullopt;
+       }},
+      {"max_connections",
+       [&](const toml::node& n) { return r.uint(n, c.relay.max_connections, "max_connections", 1, 10000); }},
+      {"max_per_domain", [&](const toml::node& n) { return r.uint(n, c.relay.max_per_domain, "max_per_domain", 1, 10000); }},
+      {"connect_timeout",
+       [&](const toml::node& n) { return r.uint(n, c.relay.connect_timeout, "connect_timeout", 1, 3600); }},
+      {"command_timeout",
+       [&](const toml::node& n) { return r.uint(n, c.relay.command_timeout, "command_timeout", 1, 3600); }},
+      {"transport",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (!n.is_array_of_tables())
+           return r.error_at(n, "'transport' must be a list of tables",
+                             "write [[relay.transport]] sections with domain and host");
+         for (auto& el : *n.as_array()) {
+           RelayTransport t;
+           t.line = static_cast<int>(el.source().begin.line);
+           Keys tk{
+               {"domain",
+                [&](const toml::node& d) -> std::optional<ConfigError> {
+                  if (auto e = r.str(d, t.domain, "domain")) return e;
+                  for (char& ch : t.domain)
+                    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+                  return std::nullopt;
+                }},
+               {"host", [&](const toml::node& h) { return host_port(h, t.host, t.port, "host"); }},
+           };
+           if (auto e = r.table(*el.as_table(), "relay.transport", tk)) return e;
+           if (t.domain.empty() || t.host.empty())
+             return r.error_at(el, "[[relay.transport]] needs domain and host", "write domain = \"x.test\" and host = \"h:25\"");
+           c.relay.transports.push_back(std::move(t));
+         }
+         return std::nullopt;
+       }},
+  };
+  Keys dns{
+      {"servers",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (!n.is_array()) return r.error_at(n, "'servers' must be an array", "write servers = [\"127.0.0.1:53\"]");
+         c.dns.servers.clear();
+         for (auto& el : *n.as_array()) {
+           std::string s;
+           if (auto e = r.str(el, s, "servers")) return e;
+           unsigned char buf[16];
+           const bool bare = inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+           if (!bare && !parse_listen_address(s))
+             return r.error_at(el, fmt::format("bad DNS server '{}'", s), "write \"127.0.0.1\", \"127.0.0.1:5353\" or \"[::1]:53\"");
+           c.dns.servers.push_back(s);
+         }
+         return std::nullopt;
+       }},
+      {"timeout", [&](const toml::node& n) { return r.uint(n, c.dns.timeout, "timeout", 1, 300); }},
+      {"tries", [&](const toml::node& n) { return r.uint(n, c.dns.tries, "tries", 1, 10); }},
+  };
   int auth_line = 0;
 
   Keys top{
@@ -503,6 +613,8 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
       {"lmtp", [&](const toml::node& n) { return section(n, "lmtp", lmtp); }},
       {"metrics", [&](const toml::node& n) { return section(n, "metrics", metrics); }},
       {"proxy", [&](const toml::node& n) { return section(n, "proxy", proxy); }},
+      {"relay", [&](const toml::node& n) { return section(n, "relay", relay); }},
+      {"dns", [&](const toml::node& n) { return section(n, "dns", dns); }},
       // The client sections belong to `buzon fetch` and `buzon send`, which validate them strictly
       // (src/fetch/account.cpp, src/send/send_config.cpp); the server only checks their shape.
       {"fetch", [&](const toml::node& n) -> std::optional<ConfigError> {
@@ -519,7 +631,7 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
     if (it == top.end())
       return std::unexpected(ConfigError{file.string(), static_cast<int>(k.source().begin.line),
                                          fmt::format("unknown section [{}]", k.str()),
-                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [fetch] or [send]"});
+                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [relay], [dns], [fetch] or [send]"});
     if (auto e = it->second(v)) return std::unexpected(*e);
   }
   // [tls] and its users (issue 3).

@@ -139,6 +139,37 @@ struct LmtpConfig {
   unsigned socket_mode = 0660;              // permissions of the socket file
 };
 
+// [relay]: outbound delivery of the spool (docs/RELAY.md). [[relay.transport]] overrides the route
+// of one domain.
+struct RelayTransport {
+  std::string domain;   // lower case
+  std::string host;     // name or numeric address
+  std::uint16_t port = 25;
+  int line = 0;
+};
+
+struct RelayConfig {
+  std::string helo_name;              // "" = [server] hostname
+  std::uint16_t port = 25;            // port of MX hosts (tests use a high one)
+  std::string tls = "may";            // none | may (opportunistic, unverified) | verify
+  std::string smarthost;              // "host:port"; "" = MX routing
+  std::uint16_t smarthost_port = 25;
+  std::string user;                   // AUTH at the smarthost ("" = none)
+  std::filesystem::path password_file;
+  std::vector<RelayTransport> transports;
+  unsigned max_connections = 20;      // outbound connections at once
+  unsigned max_per_domain = 4;        // per destination domain
+  unsigned connect_timeout = 30;      // seconds
+  unsigned command_timeout = 300;     // seconds per reply (RFC 5321 §4.5.3.2)
+};
+
+// [dns]: the resolver of the relay. servers empty = /etc/resolv.conf.
+struct DnsConfig {
+  std::vector<std::string> servers;   // "127.0.0.1:5353", "[::1]:53", "10.0.0.1"
+  unsigned timeout = 5;               // seconds per try
+  unsigned tries = 2;
+};
+
 struct Config {
   std::filesystem::path file;  // the config file itself
   std::filesystem::path dir;   // its directory: base for relative paths
@@ -153,6 +184,8 @@ struct Config {
   ProxyConfig proxy;
   TlsConfig tls;
   AuthConfig auth;
+  RelayConfig relay;
+  DnsConfig dns;
 
   // A path from the config, made absolute against the config's directory.
   std::filesystem::path resolve(const std::filesystem::path& p) const;
