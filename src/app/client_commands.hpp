@@ -21,6 +21,11 @@ int cmd_fetch(const Options& opt, const FetchCli& cli);
 CLI::App* add_send_command(CLI::App& app);
 int cmd_send(const Options& opt, const std::vector<std::string>& args);
 
+// Registers `dkim keygen` and `dkim sign` (src/app/cmd_dkim.cpp); runs the one given.
+struct DkimCli;
+CLI::App* add_dkim_command(CLI::App& app, DkimCli*& cli);
+int cmd_dkim(const DkimCli& cli);
+
 // True when the program was started as "sendmail" (a symlink): then it behaves as `buzon send`.
 bool invoked_as_sendmail(const char* argv0);
 

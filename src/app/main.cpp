@@ -43,12 +43,15 @@ int main(int argc, char** argv) {
   FetchCli* fetch_cli = nullptr;
   auto* fetch = add_fetch_command(app, fetch_cli);
   auto* send = add_send_command(app);
+  DkimCli* dkim_cli = nullptr;
+  auto* dkim = add_dkim_command(app, dkim_cli);
 
   CLI11_PARSE(app, argc, argv);
 
   if (*serve) return cmd_serve(opt);
   if (*fetch) return cmd_fetch(opt, *fetch_cli);
   if (*send) return cmd_send(opt, send->remaining());
+  if (*dkim) return cmd_dkim(*dkim_cli);
   if (*doctor) return cmd_doctor(opt);
   if (*uadd) return cmd_user_add(opt, u);
   if (*upasswd) return cmd_user_passwd(opt, u);

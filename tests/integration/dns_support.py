@@ -8,15 +8,17 @@ Usage
         "mx1.b.test": {"A": ["127.0.0.1"], "AAAA": ["::1"]},
         "null.test":  {"MX": [(0, ".")]},          # RFC 7505 null MX
         "imp.test":   {"A": ["127.0.0.1"]},        # no MX: the implicit MX is imp.test itself
+        "s1._domainkey.a.test": {"TXT": ["v=DKIM1; k=ed25519; p=..."]},
     }
     with DnsServer(records) as dns:
         dns.port      # the UDP/TCP port on 127.0.0.1
         dns.server    # "127.0.0.1:<port>", the form buzon's resolver option takes
         ...
 
-`records` is a dict {name: {"MX": [(preference, host), ...], "A": [addr, ...], "AAAA": [addr, ...]}}
-or a list of (name, type, value) tuples, where value is (preference, host) for MX and an address
-string for A/AAAA. A single MX value may be given without the list.
+`records` is a dict {name: {"MX": [(preference, host), ...], "A": [addr, ...], "AAAA": [addr, ...],
+"TXT": [text, ...]}} or a list of (name, type, value) tuples, where value is (preference, host) for
+MX, an address string for A/AAAA and the record's text for TXT (split into 255-octet strings
+here; no commas or quotes). A single value may be given without the list.
 
 Answers: the records above; every other name is NXDOMAIN, and a name that exists without a record
 of the asked type answers NOERROR with no records (NODATA). Nothing is forwarded anywhere.
@@ -83,8 +85,13 @@ def dnsmasq_args(records, port: int) -> list[str]:
             args.append(f"--mx-host={name},{host},{int(pref)}")
         elif rtype in ("A", "AAAA"):
             args.append(f"--host-record={name},{v}")
+        elif rtype == "TXT":
+            if any(c in v for c in ',"\\'):  # dnsmasq's command line splits strings at commas
+                raise ValueError("TXT text with commas, quotes or backslashes is not supported")
+            parts = [v[i:i + 255] for i in range(0, len(v), 255)]
+            args.append(f"--txt-record={name}," + ",".join(parts))
         else:
-            raise ValueError(f"unsupported record type {rtype} (MX, A, AAAA)")
+            raise ValueError(f"unsupported record type {rtype} (MX, A, AAAA, TXT)")
     return args
 
 
