@@ -18,8 +18,9 @@
 //           after the peer's 250 and before the status is recorded re-sends, the duplicate §6.1
 //           accepts), RFC 3461 (NOTIFY, ORCPT, RET, ENVID carried to the DSN).
 // THREADS   Every call blocks (disk, fsync): worker pool only. Several processes may use one spool:
-//           a lease is an exclusive flock on env/<id>, so the server's relay and `buzon queue` never
-//           change the same entry at once.
+//           a lease is an exclusive flock on msg/<id> (never replaced while the entry exists; env/<id>
+//           is renamed over at every update, so a lock on it would not survive one), so the server's
+//           relay and `buzon queue` never change the same entry at once.
 // LIMITS    Envelope size bounded by max recipients; ids fixed length.
 #pragma once
 
@@ -80,7 +81,7 @@ struct NewMessage {
   bool ret_hdrs = false, smtputf8 = false, eightbit = false;
 };
 
-// Exclusive right to change one entry (flock on env/<id>); released when destroyed.
+// Exclusive right to change one entry (flock on msg/<id>); released when destroyed.
 class Lease {
  public:
   Lease() = default;
@@ -153,7 +154,10 @@ bool delay_warning_due(const RetryPolicy& p, const Entry& e, TimePoint now);
 // for kind == delay) whose NOTIFY asks for it are listed; an empty optional when none qualifies or
 // the original sender is null (no bounce of a bounce, RFC 5321 §3.6.3 / §6.1).
 enum class DsnKind { failure, delay };
+// will_retry_until (added by the queue helper, defaulted so existing calls compile): the give-up
+// time, e.created + RetryPolicy::max_age, shown as Will-Retry-Until in a delay notice.
 std::optional<std::string> make_dsn(DsnKind kind, const Entry& e, std::string_view original_message,
-                                    std::string_view reporting_mta, TimePoint now, std::string_view message_id);
+                                    std::string_view reporting_mta, TimePoint now, std::string_view message_id,
+                                    std::optional<TimePoint> will_retry_until = std::nullopt);
 
 }  // namespace buzon::queue
