@@ -375,6 +375,24 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
        }},
   };
 
+  // [queue] (issue 8): the spool directory and the retry schedule.
+  Keys queue{
+      {"dir",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         std::string s;
+         if (auto e = r.str(n, s, "dir")) return e;
+         if (s.empty()) return r.error_at(n, "'dir' is empty", "give the spool directory, e.g. dir = \"queue\"");
+         c.queue.dir = s;
+         return std::nullopt;
+       }},
+      {"retry_first", [&](const toml::node& n) { return r.uint(n, c.queue.retry_first, "retry_first", 1, 86400); }},
+      {"retry_max_interval",
+       [&](const toml::node& n) { return r.uint(n, c.queue.retry_max_interval, "retry_max_interval", 1, 604800); }},
+      {"max_age", [&](const toml::node& n) { return r.uint(n, c.queue.max_age, "max_age", 60, 5184000); }},
+      {"delay_warning", [&](const toml::node& n) { return r.uint(n, c.queue.delay_warning, "delay_warning", 0, 5184000); }},
+      {"scan_interval", [&](const toml::node& n) { return r.uint(n, c.queue.scan_interval, "scan_interval", 1, 3600); }},
+  };
+
   // [tls] (issue 3). Paths stay as written; Config::resolve() makes them absolute when used.
   auto pem_path = [&](std::filesystem::path& out, int& line, std::string_view key) -> Handler {
     return [&out, &line, &r, key](const toml::node& n) -> std::optional<ConfigError> {
@@ -611,6 +629,11 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
       {"pop3", [&](const toml::node& n) { return section(n, "pop3", pop3); }},
       {"smtp", [&](const toml::node& n) { return section(n, "smtp", smtp); }},
       {"lmtp", [&](const toml::node& n) { return section(n, "lmtp", lmtp); }},
+      {"queue",
+       [&](const toml::node& n) {
+         c.queue.line = static_cast<int>(n.source().begin.line);
+         return section(n, "queue", queue);
+       }},
       {"metrics", [&](const toml::node& n) { return section(n, "metrics", metrics); }},
       {"proxy", [&](const toml::node& n) { return section(n, "proxy", proxy); }},
       {"relay", [&](const toml::node& n) { return section(n, "relay", relay); }},
@@ -631,7 +654,7 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
     if (it == top.end())
       return std::unexpected(ConfigError{file.string(), static_cast<int>(k.source().begin.line),
                                          fmt::format("unknown section [{}]", k.str()),
-                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [relay], [dns], [fetch] or [send]"});
+                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [relay], [dns], [queue], [fetch] or [send]"});
     if (auto e = it->second(v)) return std::unexpected(*e);
   }
   // [tls] and its users (issue 3).
@@ -645,6 +668,12 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
   if (!c.pop3.listen_tls.empty() && !c.tls.enabled())
     return std::unexpected(ConfigError{file.string(), c.pop3.listen_tls_line, "[pop3] listen_tls needs a certificate",
                                        "set cert and key in [tls], or remove listen_tls"});
+  if (c.queue.retry_max_interval < c.queue.retry_first)
+    return std::unexpected(ConfigError{file.string(), c.queue.line, "[queue] retry_max_interval is below retry_first",
+                                       "make retry_max_interval at least retry_first"});
+  if (c.queue.delay_warning >= c.queue.max_age && c.queue.delay_warning != 0)
+    return std::unexpected(ConfigError{file.string(), c.queue.line, "[queue] delay_warning is not below max_age",
+                                       "make delay_warning smaller than max_age, or 0 for no delay notices"});
   if (c.auth.failure_delay_max_ms < c.auth.failure_delay_ms)
     return std::unexpected(ConfigError{file.string(), auth_line, "[auth] failure_delay_max_ms is below failure_delay_ms",
                                        "make failure_delay_max_ms at least failure_delay_ms"});

@@ -139,6 +139,17 @@ struct LmtpConfig {
   unsigned socket_mode = 0660;              // permissions of the socket file
 };
 
+// [queue]: the outbound spool (docs/QUEUE.md) and its retry schedule. Times in seconds.
+struct QueueConfig {
+  std::filesystem::path dir = "queue";  // relative to the config's directory
+  unsigned retry_first = 300;           // after the first failed round; then doubled...
+  unsigned retry_max_interval = 14400;  // ...up to this (RFC 5321 §4.5.4.1: at least 30 minutes)
+  unsigned max_age = 432000;            // 5 days: then every pending recipient is bounced
+  unsigned delay_warning = 14400;       // 4 hours: one delay DSN (NOTIFY=DELAY); 0 = never
+  unsigned scan_interval = 5;           // how often the live relay rescans the spool (flush, new entries)
+  int line = 0;                         // where [queue] is, for errors
+};
+
 // [relay]: outbound delivery of the spool (docs/RELAY.md). [[relay.transport]] overrides the route
 // of one domain.
 struct RelayTransport {
@@ -184,6 +195,7 @@ struct Config {
   ProxyConfig proxy;
   TlsConfig tls;
   AuthConfig auth;
+  QueueConfig queue;
   RelayConfig relay;
   DnsConfig dns;
 
