@@ -613,6 +613,71 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
       {"timeout", [&](const toml::node& n) { return r.uint(n, c.dns.timeout, "timeout", 1, 300); }},
       {"tries", [&](const toml::node& n) { return r.uint(n, c.dns.tries, "tries", 1, 10); }},
   };
+  // [submission] and [[dkim.key]] (issue 8).
+  auto lower_ascii = [](std::string& v) {
+    for (char& ch : v)
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  };
+  Keys submission{
+      {"listen", [&](const toml::node& n) { return listen_list(n, c.submission.listen, "listen", "127.0.0.1:587"); }},
+      {"listen_tls",
+       [&](const toml::node& n) {
+         c.submission.listen_tls_line = static_cast<int>(n.source().begin.line);
+         return listen_list(n, c.submission.listen_tls, "listen_tls", "127.0.0.1:465");
+       }},
+      {"require_tls", [&](const toml::node& n) { return r.boolean(n, c.submission.require_tls, "require_tls"); }},
+      {"hide_client", [&](const toml::node& n) { return r.boolean(n, c.submission.hide_client, "hide_client"); }},
+      {"sender_aliases",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         const char* fix = "write sender_aliases = { \"sales@example.org\" = [\"ana\", \"bob\"], \"@example.net\" = [\"ana\"] }";
+         if (!n.is_table()) return r.error_at(n, "'sender_aliases' must be a table of address = [users]", fix);
+         c.submission.sender_aliases.clear();
+         for (auto&& [k, v] : *n.as_table()) {
+           std::string address(k.str());
+           lower_ascii(address);
+           const auto at = address.rfind('@');
+           if (at == std::string::npos || at + 1 == address.size() || address.find_first_of(" \t<>,") != std::string::npos)
+             return r.error_at(v, fmt::format("'{}' in 'sender_aliases' is not an address or \"@domain\"", k.str()), fix);
+           if (!v.is_array()) return r.error_at(v, fmt::format("sender_aliases '{}' must be a list of user names", k.str()), fix);
+           auto& users = c.submission.sender_aliases[address];
+           for (auto& el : *v.as_array()) {
+             std::string u;
+             if (auto e = r.str(el, u, "sender_aliases")) return e;
+             if (u.empty()) return r.error_at(el, "empty user name in 'sender_aliases'", fix);
+             users.push_back(u);
+           }
+         }
+         return std::nullopt;
+       }},
+  };
+  Keys dkim{
+      {"key",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         const char* fix = "write [[dkim.key]] sections with domain, selector and key (a PEM file)";
+         if (!n.is_array_of_tables()) return r.error_at(n, "'key' must be a list of tables", fix);
+         for (auto& el : *n.as_array()) {
+           DkimKeyConfig k;
+           k.line = static_cast<int>(el.source().begin.line);
+           std::string path;
+           Keys kk{
+               {"domain",
+                [&](const toml::node& d) -> std::optional<ConfigError> {
+                  if (auto e = r.str(d, k.domain, "domain")) return e;
+                  lower_ascii(k.domain);
+                  return std::nullopt;
+                }},
+               {"selector", [&](const toml::node& d) { return r.str(d, k.selector, "selector"); }},
+               {"key", [&](const toml::node& d) { return r.str(d, path, "key"); }},
+           };
+           if (auto e = r.table(*el.as_table(), "dkim.key", kk)) return e;
+           k.key = path;
+           if (k.domain.empty() || k.selector.empty() || path.empty())
+             return r.error_at(el, "a [[dkim.key]] entry needs domain, selector and key", fix);
+           c.dkim_keys.push_back(std::move(k));
+         }
+         return std::nullopt;
+       }},
+  };
   int auth_line = 0;
 
   Keys top{
@@ -638,6 +703,8 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
       {"proxy", [&](const toml::node& n) { return section(n, "proxy", proxy); }},
       {"relay", [&](const toml::node& n) { return section(n, "relay", relay); }},
       {"dns", [&](const toml::node& n) { return section(n, "dns", dns); }},
+      {"submission", [&](const toml::node& n) { return section(n, "submission", submission); }},
+      {"dkim", [&](const toml::node& n) { return section(n, "dkim", dkim); }},
       // The client sections belong to `buzon fetch` and `buzon send`, which validate them strictly
       // (src/fetch/account.cpp, src/send/send_config.cpp); the server only checks their shape.
       {"fetch", [&](const toml::node& n) -> std::optional<ConfigError> {
@@ -654,7 +721,7 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
     if (it == top.end())
       return std::unexpected(ConfigError{file.string(), static_cast<int>(k.source().begin.line),
                                          fmt::format("unknown section [{}]", k.str()),
-                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [relay], [dns], [queue], [fetch] or [send]"});
+                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [relay], [dns], [queue], [submission], [dkim], [fetch] or [send]"});
     if (auto e = it->second(v)) return std::unexpected(*e);
   }
   // [tls] and its users (issue 3).
@@ -667,6 +734,10 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
                                        "set cert and key in [tls]: they serve clients that send no matching name"});
   if (!c.pop3.listen_tls.empty() && !c.tls.enabled())
     return std::unexpected(ConfigError{file.string(), c.pop3.listen_tls_line, "[pop3] listen_tls needs a certificate",
+                                       "set cert and key in [tls], or remove listen_tls"});
+  if (!c.submission.listen_tls.empty() && !c.tls.enabled())
+    return std::unexpected(ConfigError{file.string(), c.submission.listen_tls_line,
+                                       "[submission] listen_tls needs a certificate",
                                        "set cert and key in [tls], or remove listen_tls"});
   if (c.queue.retry_max_interval < c.queue.retry_first)
     return std::unexpected(ConfigError{file.string(), c.queue.line, "[queue] retry_max_interval is below retry_first",

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <expected>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -181,6 +182,27 @@ struct DnsConfig {
   unsigned tries = 2;
 };
 
+// [submission]: message submission (RFC 6409) for authenticated users, delivering locally and
+// queueing for the relay. Shares [smtp]'s hostname, local_domains and limits. Empty listen and
+// listen_tls = no submission server.
+struct SubmissionConfig {
+  std::vector<ListenAddress> listen;      // port 587: STARTTLS offered when [tls] is configured
+  std::vector<ListenAddress> listen_tls;  // port 465: implicit TLS (RFC 8314); needs [tls]
+  int listen_tls_line = 0;                // where listen_tls is, for errors
+  bool require_tls = true;                // PLAIN/LOGIN only over TLS, even from trusted_networks
+  bool hide_client = false;               // Received: without the client's address and name
+  // Sender address (lower case) or "@domain" -> the users allowed to send as it, besides their own.
+  std::map<std::string, std::vector<std::string>> sender_aliases;
+};
+
+// [[dkim.key]]: DKIM signing keys (RFC 6376); messages submitted for `domain` are signed.
+struct DkimKeyConfig {
+  std::string domain;         // lower case, d=
+  std::string selector;       // s=
+  std::filesystem::path key;  // PEM private key (RSA or Ed25519); relative to the config dir
+  int line = 0;               // for start-up errors (the key is loaded by the server)
+};
+
 struct Config {
   std::filesystem::path file;  // the config file itself
   std::filesystem::path dir;   // its directory: base for relative paths
@@ -198,6 +220,8 @@ struct Config {
   QueueConfig queue;
   RelayConfig relay;
   DnsConfig dns;
+  SubmissionConfig submission;
+  std::vector<DkimKeyConfig> dkim_keys;
 
   // A path from the config, made absolute against the config's directory.
   std::filesystem::path resolve(const std::filesystem::path& p) const;

@@ -59,65 +59,6 @@ std::vector<HeaderField> parse_header(std::string_view message) {
   return out;
 }
 
-std::vector<std::string> parse_address_list(std::string_view value) {
-  // Remove comments and split on top-level commas; ':' opens a group (its display name is
-  // dropped), ';' closes it.
-  std::vector<std::string> items;
-  std::string cur;
-  int depth = 0;
-  bool quoted = false, angle = false;
-  for (std::size_t i = 0; i < value.size(); ++i) {
-    char c = value[i];
-    if (quoted) {
-      cur += c;
-      if (c == '\\' && i + 1 < value.size()) cur += value[++i];
-      else if (c == '"') quoted = false;
-      continue;
-    }
-    if (depth > 0) {
-      if (c == '\\') ++i;
-      else if (c == '(') ++depth;
-      else if (c == ')') --depth;
-      continue;
-    }
-    switch (c) {
-      case '(': ++depth; break;
-      case '"': quoted = true; cur += c; break;
-      case '<': angle = true; cur += c; break;
-      case '>': angle = false; cur += c; break;
-      case ':':
-        if (angle) cur += c;
-        else cur.clear();  // group display name
-        break;
-      case ',':
-      case ';':
-        if (angle) {
-          cur += c;
-        } else {
-          items.push_back(cur);
-          cur.clear();
-        }
-        break;
-      default: cur += c;
-    }
-  }
-  items.push_back(cur);
-  std::vector<std::string> out;
-  for (auto& it : items) {
-    std::string_view s = trim(it);
-    auto lt = s.rfind('<');
-    if (lt != std::string_view::npos) {
-      auto gt = s.find('>', lt);
-      s = s.substr(lt + 1, gt == std::string_view::npos ? std::string_view::npos : gt - lt - 1);
-      if (auto route = s.find(':'); route != std::string_view::npos && s.starts_with('@')) s = s.substr(route + 1);
-      s = trim(s);
-    }
-    if (s.empty() || (s.find('@') == std::string_view::npos && s.find(' ') != std::string_view::npos)) continue;
-    out.emplace_back(s);
-  }
-  return out;
-}
-
 std::vector<std::string> header_recipients(std::string_view message) {
   auto fields = parse_header(message);
   const bool resent = std::any_of(fields.begin(), fields.end(), [](const HeaderField& f) {

@@ -9,6 +9,8 @@
 // LIMITS    None beyond the message size (the caller bounds it).
 #pragma once
 
+#include "proto/smtp/submission.hpp"
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,8 +25,9 @@ struct HeaderField {
 // The header fields (up to the first empty line; the whole text when there is none).
 std::vector<HeaderField> parse_header(std::string_view message);
 
-// The addr-specs of an address-list field value: "A <a@x>, (c) b@y, G: c@z, d@w;" -> a@x b@y c@z d@w.
-std::vector<std::string> parse_address_list(std::string_view value);
+// The addr-specs of an address-list field value: "A <a@x>, (c) b@y, G: c@z, d@w;" -> a@x b@y c@z d@w
+// (shared with the submission server's From:/Sender: checks).
+using smtp::parse_address_list;
 
 // Recipients for `sendmail -t`: every address in To, Cc and Bcc (and Resent-To/-Cc/-Bcc when the
 // message has Resent- fields, RFC 5322 §3.6.6), without duplicates, in order.

@@ -139,6 +139,10 @@ struct Server::Impl {
   store::maildir::MaildirDeliverer deliverer;  // SMTP/LMTP delivery with group commit
   smtp::Service smtp;
   smtp::Service lmtp;
+  // Submission (issue 8) and the outbound spool it fills. The spool is shared: the relay engine
+  // takes messages out of it (open_spool() opens it once, for whoever needs it first).
+  smtp::Service submission;
+  std::unique_ptr<queue::Spool> spool;
   std::vector<std::string> unix_socket_paths;  // removed at exit
   std::shared_ptr<net::TlsServerContext> tls;  // [tls]; null when not configured
   std::unique_ptr<net::WorkerPool> auth_pool;  // password hashing only ([auth] hash_threads)
@@ -153,6 +157,9 @@ struct Server::Impl {
   asio::awaitable<void> drain();
   asio::awaitable<void> handle_signals();
   std::expected<void, std::string> start_smtp();
+  std::expected<void, std::string> start_submission();
+  std::expected<queue::Spool*, std::string> open_spool();
+  asio::awaitable<void> serve_submissions(asio::ip::tcp::socket sock, Peer peer);
   std::expected<void, std::string> listen_unix(Service& svc, const std::filesystem::path& path, unsigned mode,
                                                std::string_view key);
   asio::awaitable<void> accept_unix_loop(Loop& loop, UnixListener& l);
@@ -274,6 +281,7 @@ std::expected<void, std::string> Server::start() {
     if (auto r = d.listen(pop3s, cfg.pop3.listen_tls, "[pop3] listen_tls"); !r) return r;
   }
   if (auto r = d.start_smtp(); !r) return r;
+  if (auto r = d.start_submission(); !r) return r;
   return {};
 }
 
@@ -474,6 +482,8 @@ std::expected<void, std::string> Server::Impl::start_smtp() {
         name, help, metrics::Type::counter, [this, field](metrics::Emitter& e) {
           e.sample({{"protocol", "smtp"}}, static_cast<double>((smtp.counters.*field).load(std::memory_order_relaxed)));
           e.sample({{"protocol", "lmtp"}}, static_cast<double>((lmtp.counters.*field).load(std::memory_order_relaxed)));
+          e.sample({{"protocol", "submission"}},
+                   static_cast<double>((submission.counters.*field).load(std::memory_order_relaxed)));
         }));
   };
   counter("buzon_smtp_messages_total", "Messages accepted (250 after the data), by protocol.", &smtp::Counters::messages);
@@ -490,6 +500,75 @@ std::expected<void, std::string> Server::Impl::start_smtp() {
           &smtp::Counters::early_talkers);
   counter("buzon_smtp_received_bytes_total", "Octets received from SMTP/LMTP clients.", &smtp::Counters::bytes_in);
   return {};
+}
+
+// The outbound spool ([queue] dir), opened once for whoever needs it first (submission, relay).
+std::expected<queue::Spool*, std::string> Server::Impl::open_spool() {
+  if (spool) return spool.get();
+  const auto dir = cfg.resolve(cfg.queue.dir);
+  auto s = queue::Spool::open(dir);
+  if (!s) return std::unexpected(fmt::format("cannot open the queue {}: {}", dir.string(), s.error()));
+  spool = std::move(*s);
+  return spool.get();
+}
+
+// Submission (RFC 6409 on 587 with STARTTLS, RFC 8314 implicit TLS on 465), issue 8: AUTH first,
+// then local recipients go through the deliverer and remote ones into the spool.
+std::expected<void, std::string> Server::Impl::start_submission() {
+  const auto& sc = cfg.submission;
+  if (sc.listen.empty() && sc.listen_tls.empty()) return {};
+  auto& sub = submission;
+  sub.settings = smtp::settings_from_config(cfg, smtp::Mode::submission);
+  sub.directory = directory.get();
+  sub.delivery = &deliverer;
+  sub.pool = pool.get();
+  sub.auth_pool = auth_pool.get();
+  sub.penalty = &pop3.penalty;  // one failure record per address, whatever the protocol
+  sub.fake_salt_key = pop3.fake_salt_key;
+  auto sp = open_spool();
+  if (!sp) return std::unexpected(sp.error());
+  sub.spool = *sp;
+  for (const auto& k : cfg.dkim_keys) {
+    // Read now, while still privileged; never logged.
+    const auto path = cfg.resolve(k.key);
+    auto key = dkim::Key::load(path);
+    if (!key)
+      return std::unexpected(fmt::format("{}:{}: cannot load the DKIM key {}: {} (fix: create it with `buzon dkim "
+                                         "keygen`, or correct key = in [[dkim.key]])",
+                                         cfg.file.string(), k.line, path.string(), key.error()));
+    sub.dkim.push_back(dkim::Signer{k.domain, k.selector, std::move(*key)});
+    spdlog::info("dkim key domain={} selector={} file={}", k.domain, k.selector, path.string());
+  }
+  if (tls)
+    sub.start_tls = [t = tls](net::StreamPtr plain) { return t->start_tls(std::move(plain)); };
+  else if (!sc.listen.empty())
+    spdlog::warn("[submission] without [tls]: no STARTTLS, so PLAIN/LOGIN are refused{} (fix: configure [tls])",
+                 sc.require_tls ? "" : " except from trusted_networks");
+  auto& s = *services.emplace_back(std::make_unique<Service>(Service{
+      "submission",
+      [this](asio::ip::tcp::socket sock, Peer peer) {
+        return smtp::serve_session(std::make_unique<net::TcpStream>(std::move(sock), peer.endpoint), submission);
+      },
+      "421 4.3.2 Server busy, try again later\r\n", "421 4.7.0 Too many connections from your address\r\n", {}}));
+  if (auto r = listen(s, sc.listen, "[submission] listen"); !r) return r;
+  if (tls && !sc.listen_tls.empty()) {
+    // Implicit TLS (RFC 8314 §3): over the limits the connection is just closed.
+    auto& st = *services.emplace_back(std::make_unique<Service>(Service{
+        "submissions", [this](asio::ip::tcp::socket sock, Peer peer) { return serve_submissions(std::move(sock), peer); },
+        "", ""}));
+    if (auto r = listen(st, sc.listen_tls, "[submission] listen_tls"); !r) return r;
+  }
+  return {};
+}
+
+asio::awaitable<void> Server::Impl::serve_submissions(asio::ip::tcp::socket sock, Peer peer) {
+  auto stream = co_await tls->accept(std::move(sock), peer.endpoint);
+  if (!stream) {
+    spdlog::info("submissions tls handshake failed peer={} error={}", log_value(peer.endpoint.address().to_string()),
+                 log_value(stream.error().message()));
+    co_return;
+  }
+  co_await smtp::serve_session(std::move(*stream), submission);
 }
 
 std::expected<void, std::string> Server::Impl::listen_unix(Service& svc, const std::filesystem::path& path,

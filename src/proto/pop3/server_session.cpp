@@ -56,6 +56,7 @@ namespace {
 constexpr std::size_t kReadChunk = 2048;  // commands are short; idle sessions should cost little memory
 constexpr std::size_t kMessageChunk = 128 * 1024;
 constexpr std::size_t kFlushThreshold = 64 * 1024;  // write out before reading or producing more
+constexpr std::size_t kWholeMessageMax = 256 * 1024;  // RETR reads messages up to this size in one pool job
 
 // State shared with the watchdog, which closes the stream when a deadline passes.
 struct Shared {
@@ -113,12 +114,7 @@ std::string upper(std::string_view s) {
 }
 
 // The outcome of one authentication attempt, decided on the auth pool.
-struct Verdict {
-  bool ok = false;
-  bool temp = false;      // the check itself failed (not the credentials): [SYS/TEMP]
-  std::string canonical;  // the user, canonicalised
-  std::string why;        // for the log only
-};
+using login::Verdict;
 
 class Session {
  public:
@@ -153,13 +149,20 @@ class Session {
   void refuse_plaintext();
   asio::awaitable<void> penalty_wait();
   net::WorkerPool& auth_pool() { return svc_.auth_pool ? *svc_.auth_pool : *svc_.pool; }
+  login::Backend backend() {
+    return login::Backend{svc_.directory, cfg_.names, &auth_pool(), cfg_.hostname, svc_.fake_salt_key};
+  }
   asio::awaitable<Verdict> verify_password(std::string typed, std::string password);
   void auth_failed(std::string_view typed, std::string_view mech, const Verdict& v);
-  asio::awaitable<std::optional<std::string>> sasl_response();
+  asio::awaitable<login::Answer> sasl_response();
+  class SaslConversation;
   // TRANSACTION
   void cmd_stat();
   void cmd_list(const Command& c, bool uidl);
   asio::awaitable<bool> cmd_retr(const Command& c, bool top);
+  store::Result<void> read_whole(std::size_t i);
+  void retr_failed(std::size_t i, const store::StoreError& e);
+  void retr_done(std::size_t i, bool top, std::uint64_t octets);
   void cmd_dele(const Command& c);
   void cmd_rset();
   asio::awaitable<void> cmd_quit();
@@ -187,6 +190,7 @@ class Session {
   Clock::time_point start_;
   std::string out_;
   std::array<char, kReadChunk> inbuf_{};
+  std::string msgbuf_;  // RETR/TOP: the message being sent (reused between commands)
   bool eof_ = false;
 
   enum class State { authorization, transaction, update } state_ = State::authorization;
@@ -200,6 +204,7 @@ class Session {
   bool tls_ = false;         // the stream is TLS (implicit, or after STLS)
   bool trusted_ = false;     // the peer is in trusted_networks
   bool plaintext_ok_ = false;  // USER/PASS, PLAIN and LOGIN are allowed on this connection
+  login::Channel channel_;   // the login policy's view of this connection
   std::string tls_summary_;  // for the log
   std::string auth_mech_;    // how the user logged in, for the log
   std::string authed_user_;  // credentials accepted for this name (the maildrop may still be busy)
@@ -461,27 +466,15 @@ asio::awaitable<void> Session::cmd_apop(const Command& c) {
 
 void Session::update_security() {
   auto& s = *sh_->stream;
-  tls_ = s.is_tls();
+  channel_ = login::channel_of(s, cfg_);
+  tls_ = channel_.tls;
   tls_summary_ = s.tls_summary();
-  auto addr = parse_peer_address(peer_);
-  trusted_ = addr && contains_any(cfg_.trusted_networks, *addr);
-  plaintext_ok_ = tls_ || trusted_ || !cfg_.plaintext_requires_tls;
+  trusted_ = channel_.trusted;
+  plaintext_ok_ = channel_.plaintext_ok;
 }
 
 // The mechanisms this connection offers, in the configured order.
-std::vector<std::string> Session::offered_mechanisms() const {
-  std::vector<std::string> out;
-  for (const auto& m : cfg_.sasl_mechanisms) {
-    if (!sasl::is_known(m)) continue;
-    if (sasl::is_plaintext(m) && !plaintext_ok_) continue;
-    if (sasl::needs_channel_binding(m) &&
-        (!tls_ || (sh_->stream->channel_binding("tls-exporter").empty() &&
-                   sh_->stream->channel_binding("tls-unique").empty())))
-      continue;
-    out.push_back(m);
-  }
-  return out;
-}
+std::vector<std::string> Session::offered_mechanisms() const { return login::offered_mechanisms(cfg_, channel_); }
 
 void Session::refuse_plaintext() {
   // Dovecot's wording, which clients and administrators recognise. Not a failed login: no penalty.
@@ -506,22 +499,7 @@ asio::awaitable<void> Session::penalty_wait() {
 
 asio::awaitable<Verdict> Session::verify_password(std::string typed, std::string password) {
   co_await penalty_wait();
-  try {
-    co_return co_await auth_pool().run([&]() -> Verdict {
-      auto name = auth::canonical_username(typed, cfg_.names);
-      if (!name) return {false, false, "", name.error()};
-      auto user = svc_.directory->lookup(*name);
-      if (!user) {
-        auth::verify_dummy(password);  // the same work for unknown users: timing reveals no names
-        return {false, false, *name, "unknown user"};
-      }
-      auto r = auth::check_password(user->password, password);
-      if (r != auth::VerifyResult::kMatch) return {false, false, *name, std::string(auth::to_string(r))};
-      return {true, false, *name, ""};
-    });
-  } catch (const std::exception& e) {
-    co_return Verdict{false, true, "", e.what()};
-  }
+  co_return co_await login::verify_password(backend(), std::move(typed), std::move(password));
 }
 
 void Session::auth_failed(std::string_view typed, std::string_view mech, const Verdict& v) {
@@ -538,27 +516,37 @@ void Session::auth_failed(std::string_view typed, std::string_view mech, const V
     out_ += err(RespCode::auth, "Authentication failed.");  // RFC 3206 §5: the same for every reason
 }
 
-// One client response inside AUTH (RFC 5034 §4): the decoded octets, or nullopt when the exchange
-// ended (the -ERR is already queued, or the connection is gone: eof_).
-asio::awaitable<std::optional<std::string>> Session::sasl_response() {
+// One client response inside AUTH (RFC 5034 §4): the decoded octets, "*" (cancelled), or ended
+// (the -ERR is already queued, or the connection is gone: eof_).
+asio::awaitable<login::Answer> Session::sasl_response() {
   auto line = co_await next_line();
-  if (!line) co_return std::nullopt;
+  if (!line) co_return login::Answer{};
   if (line->status != LineStatus::ok) {
     bad("Authentication response too long.");
-    co_return std::nullopt;
+    co_return login::Answer{};
   }
-  if (line->text == "*") {
-    out_ += err("Authentication cancelled.");  // RFC 5034 §4: the client gave up
-    co_return std::nullopt;
-  }
-  if (line->text.empty() || line->text == "=") co_return std::string();  // "=": some clients' empty answer
-  auto d = base64_decode(line->text);
+  if (line->text == "*") co_return login::Answer{login::Answer::Kind::cancelled, {}};  // the client gave up
+  auto d = login::decode_response(line->text);  // "=": some clients' empty answer
   if (!d) {
     bad("Invalid base64 data in continued response.");
-    co_return std::nullopt;
+    co_return login::Answer{};
   }
-  co_return std::move(*d);
+  co_return login::Answer{login::Answer::Kind::data, std::move(*d)};
 }
+
+// The POP3 framing of a SASL exchange (RFC 5034 §4): "+ <base64>" challenges, base64 answers.
+class Session::SaslConversation final : public login::Conversation {
+ public:
+  explicit SaslConversation(Session& s) : s_(s) {}
+  asio::awaitable<login::Answer> challenge(std::string_view data) override {
+    s_.out_ += pop3::challenge(base64_encode(data));
+    co_return co_await s_.sasl_response();
+  }
+  asio::awaitable<void> before_check() override { co_await s_.penalty_wait(); }
+
+ private:
+  Session& s_;
+};
 
 asio::awaitable<bool> Session::cmd_auth(const Command& c) {
   const auto offered = offered_mechanisms();
@@ -571,9 +559,7 @@ asio::awaitable<bool> Session::cmd_auth(const Command& c) {
   }
   const std::string mech = upper(c.args[0]);
   if (std::find(offered.begin(), offered.end(), mech) == offered.end()) {
-    const bool configured = std::find(cfg_.sasl_mechanisms.begin(), cfg_.sasl_mechanisms.end(), mech) !=
-                            cfg_.sasl_mechanisms.end();
-    if (configured && sasl::is_plaintext(mech) && !plaintext_ok_)
+    if (login::refused_for_plaintext(cfg_, channel_, mech))
       refuse_plaintext();
     else
       bad("Unsupported authentication mechanism.");
@@ -581,121 +567,26 @@ asio::awaitable<bool> Session::cmd_auth(const Command& c) {
   }
   std::optional<std::string> initial;
   if (c.args.size() == 2) {
-    if (c.args[1] == "=") {
-      initial = std::string();  // RFC 5034 §4: "=" is an empty initial response
-    } else {
-      auto d = base64_decode(c.args[1]);
-      if (!d) {
-        bad("Invalid base64 data in initial response.");
-        co_return true;
-      }
-      initial = std::move(*d);
+    // RFC 5034 §4: "=" is an empty initial response.
+    initial = login::decode_response(c.args[1]);
+    if (!initial) {
+      bad("Invalid base64 data in initial response.");
+      co_return true;
     }
   }
-
-  sasl::ServerContext ctx;
-  ctx.hostname = cfg_.hostname;
-  ctx.fake_salt_key = svc_.fake_salt_key;
-  ctx.plus_advertised = std::find(offered.begin(), offered.end(), sasl::kScramSha256Plus) != offered.end();
-  if (tls_)
-    for (const char* type : {"tls-exporter", "tls-unique"})
-      if (auto data = sh_->stream->channel_binding(type); !data.empty()) ctx.channel_bindings.push_back({type, data});
-  auto m = sasl::make_server(mech, ctx);
-  auto step = m->start(initial ? std::optional<std::string_view>(*initial) : std::nullopt);
-
-  std::string user;  // as the client named it, for logs
-  Verdict v;         // set by the checks below
-  std::string scram_why;
-  for (;;) {
-    if (auto* ch = std::get_if<sasl::Challenge>(&step)) {
-      out_ += challenge(base64_encode(ch->data));
-      auto r = co_await sasl_response();
-      if (!r) co_return !eof_;
-      step = m->step(*r);
-    } else if (auto* p = std::get_if<sasl::CheckPassword>(&step)) {
-      user = p->authcid;
-      if (!p->authzid.empty() && p->authzid != p->authcid) {
-        v = {false, false, "", "authorization identity differs (not supported)"};
-      } else {
-        v = co_await verify_password(p->authcid, p->password);
-      }
-      break;
-    } else if (auto* d = std::get_if<sasl::CheckDigest>(&step)) {
-      user = d->authcid;
-      co_await penalty_wait();
-      try {
-        v = co_await auth_pool().run([&]() -> Verdict {
-          auto name = auth::canonical_username(d->authcid, cfg_.names);
-          if (!name) return {false, false, "", name.error()};
-          auto u = svc_.directory->lookup(*name);
-          if (!u) return {false, false, *name, "unknown user"};
-          auto r = auth::verify_cram_md5(u->password, d->challenge, d->digest);
-          if (r == auth::VerifyResult::kUnknownScheme) return {false, false, *name, "stored scheme does not allow CRAM-MD5"};
-          if (r != auth::VerifyResult::kMatch) return {false, false, *name, std::string(auth::to_string(r))};
-          return {true, false, *name, ""};
-        });
-      } catch (const std::exception& e) {
-        v = {false, true, "", e.what()};
-      }
-      break;
-    } else if (auto* n = std::get_if<sasl::NeedCredentials>(&step)) {
-      user = n->authcid;
-      co_await penalty_wait();
-      struct Lookup {
-        std::optional<sasl::ScramCredentials> creds;
-        std::string canonical, why;
-      };
-      Lookup l;
-      try {
-        l = co_await auth_pool().run([&]() -> Lookup {
-          auto name = auth::canonical_username(n->authcid, cfg_.names);
-          if (!name) return {std::nullopt, "", name.error()};
-          auto u = svc_.directory->lookup(*name);
-          if (!u) return {std::nullopt, *name, "unknown user"};
-          auto secret = auth::scram_secret(u->password);  // PBKDF2 for a plaintext secret
-          if (!secret) return {std::nullopt, *name, "stored scheme does not allow SCRAM"};
-          return {sasl::ScramCredentials{secret->iterations, secret->salt, secret->stored_key, secret->server_key},
-                  *name, ""};
-        });
-      } catch (const std::exception& e) {
-        v = {false, true, "", e.what()};
-        break;
-      }
-      v.canonical = l.canonical;
-      scram_why = l.why;
-      step = m->credentials(l.creds);
-    } else if (auto* ok_step = std::get_if<sasl::Success>(&step)) {
-      if (!ok_step->authzid.empty() && ok_step->authzid != ok_step->authcid) {
-        v = {false, false, v.canonical, "authorization identity differs (not supported)"};
-        break;
-      }
-      if (!ok_step->server_final.empty()) {
-        // RFC 5034 §4 / RFC 4422 §3.6: POP3 has no "success with data": send it as a challenge,
-        // the client answers with an empty line (or "*" if our proof did not convince it).
-        out_ += challenge(base64_encode(ok_step->server_final));
-        auto r = co_await sasl_response();
-        if (!r) {
-          if (eof_) co_return false;
-          out_.clear();  // replace "cancelled" with the failure below
-          v = {false, false, v.canonical, "client rejected the server's proof"};
-          break;
-        }
-      }
-      v.ok = true;
-      v.why.clear();
-      break;
-    } else if (auto* f = std::get_if<sasl::Failure>(&step)) {
-      v.ok = false;
-      v.why = f->code == sasl::Errc::bad_proof && !scram_why.empty() ? scram_why : std::string(sasl::to_string(f->code));
-      break;
-    }
-  }
-  if (!v.ok) {
-    auth_failed(user, mech, v);
-    co_return true;
+  const bool plus = std::find(offered.begin(), offered.end(), sasl::kScramSha256Plus) != offered.end();
+  SaslConversation conv(*this);
+  auto o = co_await login::authenticate(mech, std::move(initial), channel_, plus, backend(), conv);
+  switch (o.kind) {
+    case login::Outcome::Kind::ended: co_return !eof_;
+    case login::Outcome::Kind::cancelled:
+      out_ += err("Authentication cancelled.");  // RFC 5034 §4: the client gave up
+      co_return true;
+    case login::Outcome::Kind::failed: auth_failed(o.user, mech, o.verdict); co_return true;
+    case login::Outcome::Kind::ok: break;
   }
   auth_mech_ = mech;
-  co_await login(v.canonical);
+  co_await login(o.verdict.canonical);
   co_return true;
 }
 
@@ -830,23 +721,42 @@ asio::awaitable<bool> Session::cmd_retr(const Command& c, bool top) {
     }
     lines = *n;
   }
-  auto reader = co_await svc_.pool->run([&] { return drop_->open_message(*i); });
-  if (!reader) {
-    if (reader.error().code == store::StoreErrc::not_found)
-      out_ += err(fmt::format("Message {} no longer exists.", *i + 1));
-    else
-      out_ += err(code_for(reader.error().code), "Unable to read the message; try again later.");
-    spdlog::warn("pop3 read failed user={} msg={} error={} detail={}", log_value(user_), *i + 1,
-                 to_string(reader.error().code), log_value(reader.error().detail));
+  const auto size = drop_->messages()[*i].size;
+  // Small messages (the common case) cost one worker-pool job: open, read to the end and close in
+  // one go, into a buffer the session reuses (no per-RETR allocation or zero-fill). Bigger ones
+  // stream in kMessageChunk pieces, one job per piece, so memory stays bounded.
+  if (size <= kWholeMessageMax) {
+    auto whole = co_await svc_.pool->run([&]() -> store::Result<void> { return read_whole(*i); });
+    if (!whole) {
+      retr_failed(*i, whole.error());
+      co_return true;
+    }
+    out_ += top ? ok("Top of message follows") : ok(fmt::format("{} octets", size));
+    DotStuffer stuffer(lines);
+    const std::uint64_t sent_before = bytes_out_ + out_.size();
+    std::string_view rest(msgbuf_);
+    while (!rest.empty() && !stuffer.done()) {
+      const auto piece = rest.substr(0, kFlushThreshold);
+      rest.remove_prefix(piece.size());
+      stuffer.feed(piece, out_);
+      if (out_.size() >= kFlushThreshold && !co_await flush()) co_return false;
+    }
+    stuffer.finish(out_);
+    retr_done(*i, top, bytes_out_ + out_.size() - sent_before);
     co_return true;
   }
-  const auto size = drop_->messages()[*i].size;
+  auto reader = co_await svc_.pool->run([&] { return drop_->open_message(*i); });
+  if (!reader) {
+    retr_failed(*i, reader.error());
+    co_return true;
+  }
   out_ += top ? ok("Top of message follows") : ok(fmt::format("{} octets", size));
   DotStuffer stuffer(lines);
-  std::string chunk(kMessageChunk, '\0');
+  if (msgbuf_.size() < kMessageChunk)
+    msgbuf_.resize_and_overwrite(kMessageChunk, [](char*, std::size_t n) { return n; });  // no zero-fill
   std::uint64_t sent_before = bytes_out_ + out_.size();
   for (;;) {
-    auto n = co_await svc_.pool->run([&] { return (*reader)->read(std::span<char>(chunk.data(), chunk.size())); });
+    auto n = co_await svc_.pool->run([&] { return (*reader)->read(std::span<char>(msgbuf_.data(), kMessageChunk)); });
     if (!n) {
       // The +OK line is already out: the only honest thing left is to drop the connection, so the
       // client sees an incomplete reply instead of a truncated message (RFC 1939 gives no -ERR here).
@@ -856,21 +766,61 @@ asio::awaitable<bool> Session::cmd_retr(const Command& c, bool top) {
       co_return false;
     }
     if (*n == 0) break;
-    stuffer.feed(std::string_view(chunk.data(), *n), out_);
+    stuffer.feed(std::string_view(msgbuf_.data(), *n), out_);
     if (out_.size() >= kFlushThreshold && !co_await flush()) co_return false;
     if (stuffer.done()) break;
   }
   stuffer.finish(out_);
   reader->reset();
+  retr_done(*i, top, bytes_out_ + out_.size() - sent_before);
+  co_return true;
+}
+
+// Runs on the worker pool: the whole message `i` into msgbuf_ (bounded: a file that grew past
+// twice kWholeMessageMax since the listing is reported as changed rather than read on).
+store::Result<void> Session::read_whole(std::size_t i) {
+  auto reader = drop_->open_message(i);
+  if (!reader) return std::unexpected(reader.error());
+  msgbuf_.clear();
+  for (;;) {
+    const std::size_t old = msgbuf_.size();
+    if (old > 2 * kWholeMessageMax)
+      return std::unexpected(store::StoreError{store::StoreErrc::temp, "message grew while being read"});
+    std::optional<store::StoreError> failed;
+    std::size_t got = 0;
+    msgbuf_.resize_and_overwrite(old + kMessageChunk, [&](char* p, std::size_t) {
+      auto n = (*reader)->read(std::span<char>(p + old, kMessageChunk));
+      if (!n) {
+        failed = n.error();
+        return old;
+      }
+      got = *n;
+      return old + got;
+    });
+    if (failed) return std::unexpected(*failed);
+    if (got == 0) return {};
+  }
+}
+
+void Session::retr_failed(std::size_t i, const store::StoreError& e) {
+  if (e.code == store::StoreErrc::not_found)
+    out_ += err(fmt::format("Message {} no longer exists.", i + 1));
+  else
+    out_ += err(code_for(e.code), "Unable to read the message; try again later.");
+  spdlog::warn("pop3 read failed user={} msg={} error={} detail={}", log_value(user_), i + 1, to_string(e.code),
+               log_value(e.detail));
+}
+
+void Session::retr_done(std::size_t i, bool top, std::uint64_t octets) {
+  if (msgbuf_.capacity() > 4 * kMessageChunk) std::string().swap(msgbuf_);  // keep idle sessions small
   if (top) {
     ++top_count_;
   } else {
     ++retr_count_;
-    retr_bytes_ += bytes_out_ + out_.size() - sent_before;
-    retrieved_[*i] = true;
+    retr_bytes_ += octets;
+    retrieved_[i] = true;
     svc_.counters.retr.fetch_add(1, std::memory_order_relaxed);
   }
-  co_return true;
 }
 
 void Session::cmd_dele(const Command& c) {

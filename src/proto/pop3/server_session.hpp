@@ -28,6 +28,7 @@
 #include "core/ip_network.hpp"
 #include "net/stream.hpp"
 #include "net/worker_pool.hpp"
+#include "proto/login/login.hpp"
 #include "store/maildrop.hpp"
 
 #include <asio/awaitable.hpp>
@@ -43,7 +44,7 @@
 
 namespace buzon::pop3 {
 
-struct Settings {
+struct Settings : login::Policy {
   std::string hostname = "localhost";
   bool apop = false;
   std::chrono::milliseconds autologout{600'000};
@@ -55,14 +56,8 @@ struct Settings {
   auth::NameRules names;
   std::string mail_template = "mail/%d/%n/Maildir";
   std::filesystem::path base_dir = ".";
-  // SASL mechanisms offered (upper case, in this order), subject to the policy below:
-  // PLAIN and LOGIN only where plaintext is allowed, SCRAM-SHA-256-PLUS only over TLS.
-  std::vector<std::string> sasl_mechanisms{"PLAIN", "LOGIN"};
-  // USER/PASS, PLAIN and LOGIN only over TLS or from trusted_networks (Dovecot's
-  // disable_plaintext_auth); false allows them everywhere.
-  bool plaintext_requires_tls = true;
-  // Peers allowed plaintext without TLS and exempt from the failure penalty.
-  std::vector<IpNetwork> trusted_networks = loopback_networks();
+  // The login policy (login::Policy): sasl_mechanisms, plaintext_requires_tls (which also covers
+  // USER/PASS), trusted_networks.
 };
 
 // LOGIN-DELAY enforcement (RFC 2449 §6.8): the time of each user's last successful login.

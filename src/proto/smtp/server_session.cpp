@@ -13,6 +13,7 @@
 // LIMITS    See server_session.hpp.
 #include "proto/smtp/server_session.hpp"
 
+#include "core/base64.hpp"
 #include "core/line_buffer.hpp"
 #include "core/log.hpp"
 #include "proto/smtp/command.hpp"
@@ -33,6 +34,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <optional>
@@ -77,8 +79,15 @@ struct Recipient {
   RcptParams params;
   std::string user;
   store::MailboxRef box;
-  std::string address;  // for Delivered-To:
+  std::string address;  // for Delivered-To: (remote: the mailbox as sent)
+  bool remote = false;  // submission: not a local domain, goes to the outbound spool
 };
+
+// Message-level enhanced codes not in reply.hpp's table (RFC 3463, RFC 4954 §6).
+constexpr Enhanced kAuthOk{7, 0};               // 2.7.0 Authentication succeeded
+constexpr Enhanced kAuthInvalid{7, 8};          // 5.7.8 Authentication credentials invalid
+constexpr Enhanced kEncryptionRequired{7, 11};  // 5.7.11 Encryption required for requested mechanism
+constexpr Enhanced kAuthLineTooLong{5, 6};      // 5.5.6 Authentication exchange line is too long
 
 // One mail transaction (RFC 5321 §3.3): from MAIL to the end of the data, RSET, or a new EHLO.
 struct Transaction {
@@ -122,16 +131,22 @@ class Session {
       : sh_(std::move(sh)),
         svc_(svc),
         cfg_(svc.settings),
-        lines_(kMaxCommandLine, LineEnd::strict_crlf),
+        lines_(line_max(), LineEnd::strict_crlf),
         start_(Clock::now()),
         peer_(sh_->stream->peer()),
-        session_id_(hex_id(5)) {}
+        session_id_(hex_id(5)) {
+    tls_ = sh_->stream->is_tls();  // implicit TLS (RFC 8314): encrypted from the first octet
+    update_security();
+  }
 
   asio::awaitable<void> run();
 
  private:
   net::Stream& stream() { return *sh_->stream; }
   bool lmtp() const { return cfg_.mode == Mode::lmtp; }
+  bool submission() const { return cfg_.mode == Mode::submission; }
+  // Submission reads AUTH lines of up to kMaxAuthLine; other commands stay within kMaxCommandLine.
+  std::size_t line_max() const { return submission() ? kMaxAuthLine : kMaxCommandLine; }
   void touch(std::chrono::milliseconds idle) {
     const auto d = std::min(Clock::now() + idle, start_ + cfg_.max_session_time);
     const bool earlier = d < sh_->deadline;
@@ -159,7 +174,18 @@ class Session {
   asio::awaitable<void> cmd_bdat(const Command& c);
   asio::awaitable<void> cmd_vrfy(const Command& c);
   asio::awaitable<void> cmd_starttls();
+  asio::awaitable<void> cmd_auth(const Command& c);
 
+  // Submission (AUTH and the RFC 6409 rules).
+  class SaslConversation;
+  void update_security();  // after connect and after STARTTLS
+  asio::awaitable<void> penalty_wait();
+  net::WorkerPool& auth_pool() { return svc_.auth_pool ? *svc_.auth_pool : *svc_.pool; }
+  bool owns(std::string_view address) const {
+    return may_send_as(user_, address, cfg_.recipients.local_domains, cfg_.submission.sender_aliases);
+  }
+  asio::awaitable<bool> prepare_submission(std::int64_t now, std::string& received, std::string& signature);
+  asio::awaitable<void> enqueue(std::int64_t now, const std::string& received, const std::string& signature);
   asio::awaitable<bool> receive_data(DataReader& reader, std::string& body);
   asio::awaitable<bool> receive_chunk(BdatReader& reader, std::string& body);
   asio::awaitable<bool> discard_chunk(std::uint64_t size);
@@ -189,6 +215,9 @@ class Session {
   std::string helo_;
   bool esmtp_ = false;
   bool tls_ = false;
+  login::Channel channel_;  // submission: the login policy's view of this connection
+  std::string user_;        // submission: the authenticated user ("" before AUTH)
+  std::string auth_mech_;
   std::optional<Transaction> tx_;
   unsigned messages_ = 0;  // accepted
   unsigned transactions_ = 0;
@@ -276,6 +305,12 @@ std::string Session::ehlo_reply() const {
   lines.push_back("ENHANCEDSTATUSCODES");
   lines.push_back("CHUNKING");
   if (svc_.start_tls && !tls_) lines.push_back("STARTTLS");
+  if (submission() && user_.empty()) {
+    // RFC 4954 §3; plaintext mechanisms only where they would be accepted (login policy).
+    std::string auth = "AUTH";
+    for (const auto& m : login::offered_mechanisms(cfg_, channel_)) auth += " " + m;
+    if (auth.size() > 4) lines.push_back(std::move(auth));
+  }
   return format_multiline(250, lines);
 }
 
@@ -307,8 +342,9 @@ asio::awaitable<void> Session::run() {
 void Session::log_summary() {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start_).count();
   svc_.counters.bytes_in.fetch_add(bytes_in_, std::memory_order_relaxed);
-  spdlog::info("{} session peer={} helo={} tls={} result={} cmds={} msgs={} rcpts={} rejected={} errors={} in={} out={} ms={}",
-               lmtp() ? "lmtp" : "smtp", log_value(peer_), log_value(helo_), tls_ ? "yes" : "no",
+  spdlog::info("{} session peer={} helo={} tls={} user={} result={} cmds={} msgs={} rcpts={} rejected={} errors={} in={} out={} ms={}",
+               lmtp() ? "lmtp" : submission() ? "submission" : "smtp", log_value(peer_), log_value(helo_),
+               tls_ ? "yes" : "no", log_value(user_.empty() ? "-" : user_),
                log_value(end_reason_), commands_, messages_, rcpts_, rejected_, errors_, bytes_in_, bytes_out_, ms);
 }
 
@@ -326,6 +362,17 @@ asio::awaitable<void> Session::handle(const Line& line) {
       reply(500, esc::kSyntaxError,
             line.status == LineStatus::bare_lf ? "Error: bare <LF> received" : "Error: bare <CR> received");
       co_return;
+  }
+  if (line.text.size() + 2 > kMaxCommandLine) {
+    // Only AUTH may use the longer submission buffer (RFC 4954 §4); SASL responses are read by
+    // the AUTH exchange itself.
+    const std::string_view t = line.text;
+    const bool auth = t.size() > 5 && (t[0] | 0x20) == 'a' && (t[1] | 0x20) == 'u' && (t[2] | 0x20) == 't' &&
+                      (t[3] | 0x20) == 'h' && t[4] == ' ';
+    if (!auth) {
+      reply(500, esc::kSyntaxError, "Error: line too long");
+      co_return;
+    }
   }
   if (looks_like_http(line.text)) {
     // Postfix's answer to a web client (smtpd.c): this is not an HTTP server.
@@ -379,7 +426,12 @@ asio::awaitable<void> Session::handle(const Line& line) {
                    : "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS (RFC 5321)");
       break;
     case Verb::starttls: co_await cmd_starttls(); break;
-    case Verb::auth: reply(502, esc::kInvalidCommand, "Error: authentication is not enabled"); break;
+    case Verb::auth:
+      if (submission())
+        co_await cmd_auth(c);
+      else
+        reply(502, esc::kInvalidCommand, "Error: authentication is not enabled");  // no AUTH on port 25
+      break;
     case Verb::unknown: reply(500, esc::kInvalidCommand, "Error: command not recognized"); break;
   }
 }
@@ -404,11 +456,21 @@ void Session::cmd_mail(const Command& c) {
     reply(503, esc::kInvalidCommand, "Error: nested MAIL command");
     return;
   }
-  if (cfg_.mode == Mode::submission) {
-    // Submission needs AUTH (RFC 6409 §4.3), which comes with the submission issue: until then
-    // nothing is accepted here, so this port can never relay.
-    reply(530, esc::kSecurityOther, "Error: authentication required");
-    return;
+  if (submission()) {
+    // RFC 6409 §4.3 / RFC 4954 §6: nothing is accepted before AUTH, so this port never relays.
+    if (user_.empty()) {
+      reply(530, esc::kSecurityOther, "Error: authentication required");
+      return;
+    }
+    // RFC 6409 §6.1: the envelope sender must be the user's (or an alias granted to the user).
+    // The null reverse-path is allowed (read receipts, vacation replies): From: is still checked.
+    if (!c.path.null && !owns(c.path.mailbox.text)) {
+      svc_.counters.sender_refused.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("submission sender refused peer={} user={} from={}", log_value(peer_), log_value(user_),
+                   log_value(c.path.mailbox.text));
+      reply(553, esc::kNotAuthorized, "Error: sender address not owned by the authenticated user");
+      return;
+    }
   }
   const auto& p = c.mail;
   const bool has_params = p.size || p.body != Body::unspecified || p.smtputf8 || p.ret != Ret::unspecified ||
@@ -455,6 +517,18 @@ asio::awaitable<void> Session::cmd_rcpt(const Command& c) {
   }
   auto r = co_await svc_.pool->run(
       [&] { return resolve_recipient(c.path.mailbox, cfg_.recipients, *svc_.directory); });
+  if (r.verdict == RcptVerdict::relay_denied && submission() && svc_.spool) {
+    // An authenticated submission: a remote recipient, for the outbound spool.
+    Recipient rc;
+    rc.path = c.path;
+    rc.params = c.rcpt;
+    rc.address = c.path.mailbox.text;
+    rc.remote = true;
+    tx_->rcpts.push_back(std::move(rc));
+    ++rcpts_;
+    reply(250, esc::kDestinationValid, "Ok");
+    co_return;
+  }
   switch (r.verdict) {
     case RcptVerdict::relay_denied:
       ++rejected_;
@@ -663,16 +737,31 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
   }
 
   // Trace fields: Received once (RFC 5321 §4.4), Return-Path and Delivered-To per copy.
-  ReceivedInfo info;
-  info.helo = helo_;
-  info.peer = peer_;
-  info.by = cfg_.hostname;
-  info.protocol = protocol_name(esmtp_, lmtp(), tls_, false, tx.params.smtputf8);
-  info.id = tx.id;
-  if (tls_ && sh_->stream) info.tls = sh_->stream->tls_summary();
-  if (tx.rcpts.size() == 1) info.for_rcpt = tx.rcpts.front().address;
-  info.time = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  const std::string received = format_received(info);
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::string received, signature;
+  if (submission()) {
+    if (!co_await prepare_submission(now, received, signature)) {
+      tx_.reset();  // refused: the reply is queued
+      co_return;
+    }
+    if (std::any_of(tx.rcpts.begin(), tx.rcpts.end(), [](const Recipient& r) { return r.remote; })) {
+      co_await enqueue(now, received, signature);
+      tx_.reset();
+      co_return;
+    }
+  } else {
+    ReceivedInfo info;
+    info.helo = helo_;
+    info.peer = peer_;
+    info.by = cfg_.hostname;
+    info.protocol = protocol_name(esmtp_, lmtp(), tls_, false, tx.params.smtputf8);
+    info.id = tx.id;
+    if (tls_ && sh_->stream) info.tls = sh_->stream->tls_summary();
+    if (tx.rcpts.size() == 1) info.for_rcpt = tx.rcpts.front().address;
+    info.time = now;
+    received = format_received(info);
+  }
   const std::string return_path = format_return_path(tx.from);
 
   // One copy per mailbox, however many RCPTs named it.
@@ -685,7 +774,7 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
     if (fresh) copies.push_back(store::DeliveryCopy{r.box, return_path + format_delivered_to(r.address)});
     copy_of[i] = it->second;
   }
-  const std::string_view parts[] = {received, tx.body};
+  const std::string_view parts[] = {received, signature, tx.body};
   const auto mode = lmtp() ? store::DeliveryMode::each : store::DeliveryMode::all_or_none;
   const auto t0 = Clock::now();
   auto results = co_await svc_.pool->run([&] { return svc_.delivery->deliver(copies, parts, mode); });
@@ -700,8 +789,8 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
       spdlog::error("{} delivery failed id={} error={} detail={}", lmtp() ? "lmtp" : "smtp", tx.id,
                     to_string(r.error().code), log_value(r.error().detail));
   }
-  spdlog::info("{} message id={} peer={} from={} rcpts={} copies={} delivered={} size={} ms={}", lmtp() ? "lmtp" : "smtp",
-               tx.id, log_value(peer_), log_value(tx.from.null ? "<>" : tx.from.mailbox.text), tx.rcpts.size(),
+  spdlog::info("{} message id={} peer={} from={} rcpts={} copies={} delivered={} size={} ms={}",
+               lmtp() ? "lmtp" : submission() ? "submission" : "smtp", tx.id, log_value(peer_), log_value(tx.from.null ? "<>" : tx.from.mailbox.text), tx.rcpts.size(),
                copies.size(), ok, tx.body.size(), ms);
   if (ok > 0) {
     ++messages_;
@@ -732,6 +821,262 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
   tx_.reset();
 }
 
+// ---- Submission: AUTH (RFC 4954) ------------------------------------------------------------
+
+void Session::update_security() {
+  if (!submission() || !sh_->stream) return;
+  channel_ = login::channel_of(*sh_->stream, cfg_, cfg_.submission.require_tls);
+}
+
+// A penalised address waits before its attempt is even checked: on a timer, so this session
+// yields and no other session notices (auth::FailurePenalty, shared with POP3).
+asio::awaitable<void> Session::penalty_wait() {
+  if (channel_.trusted || !svc_.penalty) co_return;
+  const auto d = svc_.penalty->delay(peer_);
+  if (d.count() <= 0) co_return;
+  if (!co_await flush()) co_return;  // earlier replies are not held back by the wait
+  touch(cfg_.command_timeout + std::chrono::duration_cast<std::chrono::milliseconds>(d));
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  t.expires_after(d);
+  co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+  touch(cfg_.command_timeout);
+}
+
+// The SMTP framing of a SASL exchange (RFC 4954 §4): "334 <base64>" challenges, base64 answers,
+// "*" cancels.
+class Session::SaslConversation final : public login::Conversation {
+ public:
+  explicit SaslConversation(Session& s) : s_(s) {}
+  asio::awaitable<login::Answer> challenge(std::string_view data) override {
+    s_.out_ += "334 " + base64_encode(data) + "\r\n";
+    auto line = co_await s_.next_line();
+    if (!line) co_return login::Answer{};
+    if (line->status == LineStatus::too_long) {
+      s_.reply(500, kAuthLineTooLong, "Error: authentication exchange line is too long");
+      co_return login::Answer{};
+    }
+    if (line->status != LineStatus::ok) {
+      s_.reply(500, esc::kSyntaxError, "Error: lines must end in CRLF");
+      co_return login::Answer{};
+    }
+    if (line->text == "*") co_return login::Answer{login::Answer::Kind::cancelled, {}};
+    auto d = login::decode_response(line->text);
+    if (!d) {
+      s_.reply(501, esc::kSyntaxError, "Error: invalid base64 data in the response");
+      co_return login::Answer{};
+    }
+    co_return login::Answer{login::Answer::Kind::data, std::move(*d)};
+  }
+  asio::awaitable<void> before_check() override { co_await s_.penalty_wait(); }
+
+ private:
+  Session& s_;
+};
+
+asio::awaitable<void> Session::cmd_auth(const Command& c) {
+  // RFC 4954 §4: once per session, never inside a transaction, after EHLO.
+  if (!user_.empty()) {
+    reply(503, esc::kInvalidCommand, "Error: already authenticated");
+    co_return;
+  }
+  if (tx_) {
+    reply(503, esc::kInvalidCommand, "Error: AUTH is not allowed during a mail transaction");
+    co_return;
+  }
+  if (!esmtp_) {
+    reply(503, esc::kInvalidCommand, "Error: send EHLO first");
+    co_return;
+  }
+  std::string_view arg = c.arg;
+  while (!arg.empty() && arg.back() == ' ') arg.remove_suffix(1);
+  const auto sp = arg.find(' ');
+  std::string mech(arg.substr(0, sp));
+  std::string_view rest = sp == std::string_view::npos ? std::string_view() : arg.substr(sp + 1);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  if (mech.empty() || rest.find(' ') != std::string_view::npos) {
+    reply(501, esc::kInvalidArguments, "Syntax: AUTH mechanism [initial-response]");
+    co_return;
+  }
+  for (char& ch : mech)
+    if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+  const auto offered = login::offered_mechanisms(cfg_, channel_);
+  if (std::find(offered.begin(), offered.end(), mech) == offered.end()) {
+    if (login::refused_for_plaintext(cfg_, channel_, mech))
+      // RFC 4954 §6 (538 is deprecated there, but it is the precise answer and clients know it).
+      reply(538, kEncryptionRequired, "Error: encryption required for requested authentication mechanism");
+    else
+      reply(504, esc::kInvalidArguments, "Error: unrecognized authentication type");
+    co_return;
+  }
+  std::optional<std::string> initial;
+  if (!rest.empty()) {
+    initial = login::decode_response(rest);  // "=" is an empty initial response
+    if (!initial) {
+      reply(501, esc::kSyntaxError, "Error: invalid base64 data in the initial response");
+      co_return;
+    }
+  }
+  const bool plus = std::find(offered.begin(), offered.end(), sasl::kScramSha256Plus) != offered.end();
+  const login::Backend backend{svc_.directory, cfg_.recipients.names, &auth_pool(), cfg_.hostname, svc_.fake_salt_key};
+  SaslConversation conv(*this);
+  auto o = co_await login::authenticate(mech, std::move(initial), channel_, plus, backend, conv);
+  switch (o.kind) {
+    case login::Outcome::Kind::ended: co_return;  // answered, or the connection is gone
+    case login::Outcome::Kind::cancelled:
+      reply(501, esc::kOther, "Error: authentication cancelled");  // RFC 4954 §4
+      co_return;
+    case login::Outcome::Kind::failed:
+      svc_.counters.auth_failures.fetch_add(1, std::memory_order_relaxed);
+      if (svc_.penalty && !channel_.trusted && !o.verdict.temp) svc_.penalty->record_failure(peer_);
+      spdlog::info("submission auth failed peer={} user={} mech={} reason={}", log_value(peer_), log_value(o.user),
+                   log_value(mech), log_value(o.verdict.why));
+      if (o.verdict.temp)
+        reply(454, esc::kSecurityOther, "Error: temporary authentication failure, try again later");
+      else
+        reply(535, kAuthInvalid, "Error: authentication credentials invalid");  // the same for every reason
+      co_return;
+    case login::Outcome::Kind::ok: break;
+  }
+  user_ = o.verdict.canonical;
+  auth_mech_ = mech;
+  svc_.counters.logins.fetch_add(1, std::memory_order_relaxed);
+  if (svc_.penalty && !channel_.trusted) svc_.penalty->record_success(peer_);
+  spdlog::info("submission auth peer={} user={} mech={} tls={}", log_value(peer_), log_value(user_), log_value(mech),
+               tls_ ? "yes" : "no");
+  reply(235, kAuthOk, "Authentication successful");
+}
+
+// ---- Submission: the message (RFC 6409 §6.1, §8) ---------------------------------------------
+
+// Checks From:/Sender:, adds Date:/Message-ID:, signs, builds Received:. False: refused (the
+// reply is queued).
+asio::awaitable<bool> Session::prepare_submission(std::int64_t now, std::string& received, std::string& signature) {
+  Transaction& tx = *tx_;
+  auto scan = scan_headers(tx.body);
+  auto refuse = [&](std::string_view field, std::string_view address) {
+    svc_.counters.sender_refused.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("submission message refused id={} user={} field={} address={}", tx.id, log_value(user_), field,
+                 log_value(address));
+    reply(550, esc::kNotAuthorized,
+          address.empty() ? fmt::format("Error: the message has no {} address", field)
+                          : fmt::format("Error: {} address <{}> does not belong to the authenticated user", field,
+                                        address));
+  };
+  // Every author and the sender must be the user's (a message "From: the-boss" is refused).
+  if (scan.from.empty()) {
+    refuse("From:", "");
+    co_return false;
+  }
+  for (const auto& a : scan.from)
+    if (!owns(a)) {
+      refuse("From:", a);
+      co_return false;
+    }
+  if (scan.sender_fields > 0 && scan.sender.empty()) {
+    refuse("Sender:", "");
+    co_return false;
+  }
+  for (const auto& a : scan.sender)
+    if (!owns(a)) {
+      refuse("Sender:", a);
+      co_return false;
+    }
+  // RFC 6409 §8.2, §8.3: complete the message as RFC 5322 §3.6 requires.
+  if (auto added = missing_fields(scan, cfg_.hostname, now); !added.empty()) tx.body.insert(scan.end, added);
+
+  // DKIM (RFC 6376) for the author's domain, else the envelope sender's; after the fixes, so
+  // they are covered; Received: goes above and is not signed.
+  std::string domain = domain_of(scan.from.front());
+  const dkim::Signer* signer = nullptr;
+  for (int pass = 0; pass < 2 && !signer; ++pass) {
+    for (const auto& s : svc_.dkim)
+      if (domain_of("@" + s.domain) == domain) {
+        signer = &s;
+        break;
+      }
+    domain = tx.from.null ? std::string() : domain_of(tx.from.mailbox.text);
+  }
+  if (signer) {
+    auto sig = co_await svc_.pool->run([&] { return dkim::sign(*signer, tx.body, now); });
+    if (!sig) {
+      spdlog::error("submission dkim signing failed id={} domain={} error={}", tx.id, log_value(signer->domain),
+                    log_value(sig.error()));
+      reply(451, esc::kSystemOther, "Error: cannot sign the message, try again later");
+      co_return false;
+    }
+    signature = std::move(*sig);
+    svc_.counters.signed_messages.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  const std::string protocol = protocol_name(esmtp_, false, tls_, true, tx.params.smtputf8);
+  const std::string tls = tls_ && sh_->stream ? sh_->stream->tls_summary() : std::string();
+  const std::string for_rcpt = tx.rcpts.size() == 1 ? tx.rcpts.front().address : std::string();
+  if (cfg_.submission.hide_client) {
+    received = format_received_hidden(cfg_.hostname, protocol, tx.id, tls, for_rcpt, now);
+  } else {
+    ReceivedInfo info;
+    info.helo = helo_;
+    info.peer = peer_;
+    info.by = cfg_.hostname;
+    info.protocol = protocol;
+    info.id = tx.id;
+    info.tls = tls;
+    info.for_rcpt = for_rcpt;
+    info.time = now;
+    received = format_received(info);
+  }
+  co_return true;
+}
+
+// A message with remote recipients: ALL its recipients, local ones too, go into one spool entry,
+// and the relay delivers the local ones through Delivery. One durable commit (the env/ rename)
+// then covers every recipient, so the single 250 is true for all of them and a client retrying
+// after a 451 can never cause a duplicate local copy (delivering local copies first and then
+// failing to enqueue would). Messages with only local recipients are delivered directly.
+asio::awaitable<void> Session::enqueue(std::int64_t now, const std::string& received, const std::string& signature) {
+  Transaction& tx = *tx_;
+  queue::NewMessage m;
+  m.sender = tx.from.null ? std::string() : tx.from.mailbox.text;
+  m.envid = tx.params.envid;
+  m.ret_hdrs = tx.params.ret == Ret::hdrs;
+  m.smtputf8 = tx.params.smtputf8;
+  m.eightbit = tx.params.body == Body::eight_bit_mime ||
+               std::any_of(tx.body.begin(), tx.body.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; });
+  for (const auto& rc : tx.rcpts) {
+    if (std::any_of(m.recipients.begin(), m.recipients.end(),
+                    [&](const queue::Recipient& q) { return q.address == rc.address; }))
+      continue;  // one copy per address
+    queue::Recipient q;
+    q.address = rc.address;
+    q.orcpt = rc.params.orcpt;
+    if (rc.params.notify & kNotifyNever) {
+      q.notify = queue::Notify{true, false, false, false};
+    } else if (rc.params.notify != 0) {
+      q.notify = queue::Notify{false, (rc.params.notify & kNotifySuccess) != 0, (rc.params.notify & kNotifyFailure) != 0,
+                               (rc.params.notify & kNotifyDelay) != 0};
+    }
+    m.recipients.push_back(std::move(q));
+  }
+  const std::string_view parts[] = {received, signature, tx.body};
+  const auto t0 = Clock::now();
+  auto id = co_await svc_.pool->run([&] { return svc_.spool->enqueue(m, parts, queue::TimePoint(std::chrono::seconds(now))); });
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  if (!id) {
+    svc_.counters.delivery_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("submission enqueue failed id={} error={}", tx.id, log_value(id.error()));
+    reply(451, esc::kSystemOther, "Error: queueing failed, try again later");
+    co_return;
+  }
+  ++messages_;
+  svc_.counters.messages.fetch_add(1, std::memory_order_relaxed);
+  svc_.counters.queued.fetch_add(1, std::memory_order_relaxed);
+  svc_.counters.recipients.fetch_add(tx.rcpts.size(), std::memory_order_relaxed);
+  spdlog::info("submission message id={} queue_id={} user={} from={} rcpts={} size={} signed={} ms={}", tx.id, *id,
+               log_value(user_), log_value(m.sender.empty() ? "<>" : m.sender), m.recipients.size(), tx.body.size(),
+               signature.empty() ? "no" : "yes", ms);
+  reply(250, esc::kOther, fmt::format("Ok: queued as {}", *id));
+}
+
 asio::awaitable<void> Session::cmd_starttls() {
   if (!svc_.start_tls) {
     reply(502, esc::kInvalidCommand, "Error: STARTTLS is not offered");
@@ -751,7 +1096,7 @@ asio::awaitable<void> Session::cmd_starttls() {
   if (auto dropped = lines_.take_rest(); !dropped.empty()) {
     spdlog::warn("smtp starttls peer={} discarded={} octets of pipelined plaintext", log_value(peer_), dropped.size());
   }
-  lines_ = LineBuffer(kMaxCommandLine, LineEnd::strict_crlf);
+  lines_ = LineBuffer(line_max(), LineEnd::strict_crlf);
   auto up = co_await svc_.start_tls(std::move(sh_->stream));
   if (!up) {
     end_reason_ = "tls handshake failed: " + up.error().message();
@@ -760,6 +1105,8 @@ asio::awaitable<void> Session::cmd_starttls() {
   }
   sh_->stream = std::move(*up);
   tls_ = true;
+  update_security();
+  user_.clear();  // RFC 3207 §4.2: nothing from before TLS survives, an AUTH neither
   // RFC 3207 §4.2: forget everything learnt before TLS; the client starts over with EHLO.
   helo_.clear();
   esmtp_ = false;

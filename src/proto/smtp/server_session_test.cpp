@@ -5,6 +5,7 @@
 
 #include "core/mail_location.hpp"
 #include "store/memory/memory_store.hpp"
+#include "support/fake_tls.hpp"
 #include "support/memory_stream.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -19,6 +20,7 @@
 namespace buzon::smtp {
 namespace {
 
+using test::FakeTls;
 using test::MemoryStream;
 
 class TableDirectory final : public auth::Directory {
@@ -32,23 +34,6 @@ class TableDirectory final : public auth::Directory {
 
  private:
   std::map<std::string, auth::User> users_;
-};
-
-// A stream that says it is TLS and forwards to the plain one (what start_tls returns in tests).
-class FakeTls final : public net::Stream {
- public:
-  explicit FakeTls(net::StreamPtr inner) : inner_(std::move(inner)) {}
-  asio::awaitable<net::IoResult> read_some(std::span<char> b) override { return inner_->read_some(b); }
-  asio::awaitable<net::IoResult> write_all(std::span<const char> b) override { return inner_->write_all(b); }
-  void close() override { inner_->close(); }
-  asio::any_io_executor get_executor() override { return inner_->get_executor(); }
-  std::string peer() const override { return inner_->peer(); }
-  bool peer_is_loopback() const override { return true; }
-  bool is_tls() const override { return true; }
-  std::string tls_summary() const override { return "TLSv1.3 TLS_FAKE"; }
-
- private:
-  net::StreamPtr inner_;
 };
 
 constexpr const char* kGreeting = "220 mx.example.org ESMTP buzon\r\n";

@@ -1,9 +1,12 @@
-// proto/smtp/service_config.cpp — Settings from the config (see service_config.hpp).
+// proto/smtp/service_config.cpp — Settings from the config (see service_config.hpp). Submission
+// takes [smtp]'s limits and local domains, [auth]'s login policy and [submission]'s rules.
 //
 // SECURITY  See service_config.hpp.
 // STANDARDS RFC 5321 §4.5.3, RFC 2033.
 // LIMITS    None.
 #include "proto/smtp/service_config.hpp"
+
+#include "core/ip_network.hpp"
 
 namespace buzon::smtp {
 
@@ -26,6 +29,18 @@ Settings settings_from_config(const Config& cfg, Mode mode) {
   s.max_session_time = std::chrono::seconds(c.max_session_time);
   s.greet_pause = mode == Mode::lmtp ? std::chrono::seconds(0) : std::chrono::seconds(c.greet_pause);
   s.vrfy = c.vrfy;
+  if (mode == Mode::submission) {
+    // [auth] (shared with POP3) and [submission]; the limits and local domains are [smtp]'s.
+    s.sasl_mechanisms = cfg.auth.mechanisms;
+    s.plaintext_requires_tls = cfg.auth.plaintext_requires_tls;
+    s.trusted_networks.clear();
+    for (const auto& t : cfg.auth.trusted_networks)
+      if (auto net = parse_ip_network(t)) s.trusted_networks.push_back(*net);  // validated by the config
+    s.greet_pause = std::chrono::seconds(0);  // clients of ours, not spammers: no pause
+    s.submission.require_tls = cfg.submission.require_tls;
+    s.submission.hide_client = cfg.submission.hide_client;
+    for (const auto& [address, users] : cfg.submission.sender_aliases) s.submission.sender_aliases[address] = users;
+  }
   return s;
 }
 

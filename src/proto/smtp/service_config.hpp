@@ -1,5 +1,6 @@
-// proto/smtp/service_config.hpp — the session Settings of the smtp and lmtp services, from the
-// [smtp], [lmtp], [server], [users] and [mail] sections of the config (README "Configuration").
+// proto/smtp/service_config.hpp — the session Settings of the smtp, lmtp and submission services,
+// from the [smtp], [lmtp], [submission], [auth], [server], [users] and [mail] sections of the
+// config (README "Configuration").
 //
 // SECURITY  The config is trusted and already validated (core/config.cpp); LMTP drops the
 //           local-domain requirement because the MTA in front of it decided the routing.
