@@ -13,6 +13,7 @@
 #include "server/metrics_http.hpp"
 #include "server/proxy_protocol.hpp"
 #include "server/systemd.hpp"
+#include "relay/relay.hpp"
 #include "store/maildir/maildir_store.hpp"
 #include "net/unix_stream.hpp"
 #include "proto/smtp/server_session.hpp"
@@ -146,6 +147,14 @@ struct Server::Impl {
   std::vector<std::string> unix_socket_paths;  // removed at exit
   std::shared_ptr<net::TlsServerContext> tls;  // [tls]; null when not configured
   std::unique_ptr<net::WorkerPool> auth_pool;  // password hashing only ([auth] hash_threads)
+  // The outbound relay (issue 8, docs/RELAY.md): one thread with its own event loop, started when
+  // there is a spool. relay_io is declared after relay: it is destroyed first, with the relay's
+  // coroutines, while the relay they refer to still exists.
+  std::unique_ptr<dns::Resolver> resolver;
+  std::unique_ptr<relay::Relay> relay;
+  asio::io_context relay_io{1};
+  std::thread relay_thread;
+  std::expected<void, std::string> start_relay();
   std::vector<std::unique_ptr<Service>> services;
   std::vector<std::unique_ptr<Loop>> loops;
   asio::io_context control{1};
@@ -282,6 +291,7 @@ std::expected<void, std::string> Server::start() {
   }
   if (auto r = d.start_smtp(); !r) return r;
   if (auto r = d.start_submission(); !r) return r;
+  if (auto r = d.start_relay(); !r) return r;
   return {};
 }
 
@@ -646,7 +656,24 @@ asio::awaitable<void> Server::Impl::unix_session(Loop& loop, UnixListener& l, as
   co_await l.service->run_stream(std::make_unique<net::UnixStream>(std::move(sock)));
 }
 
+// The relay takes messages out of the spool the submission service fills.
+std::expected<void, std::string> Server::Impl::start_relay() {
+  if (!spool) return {};
+  auto opt = relay::options_from_config(cfg);
+  if (!opt) return std::unexpected(opt.error());
+  auto res = dns::make_resolver(relay::resolver_options(cfg));
+  if (!res) return std::unexpected(fmt::format("{}: [dns]: {}", cfg.file.string(), res.error()));
+  resolver = std::move(*res);
+  relay = std::make_unique<relay::Relay>(relay_io.get_executor(),
+                                         relay::Services{spool.get(), resolver.get(), &deliverer, directory.get(), pool.get()},
+                                         std::move(*opt));
+  spdlog::info("relay started helo={} tls={} dns={}", cfg.relay.helo_name.empty() ? cfg.server.hostname : cfg.relay.helo_name,
+               cfg.relay.tls, cfg.dns.servers.empty() ? std::string("system") : fmt::format("{}", fmt::join(cfg.dns.servers, ",")));
+  return {};
+}
+
 asio::awaitable<void> Server::Impl::drain() {
+  if (relay) asio::post(relay_io, [r = relay.get()] { r->stop(); });  // no new deliveries
   notify("STOPPING=1");
   spdlog::info("shutting down: no new connections, {} sessions active", limiter->total());
   for (auto& loop : loops)
@@ -716,6 +743,13 @@ int Server::run() {
       l->io.run();
     });
   }
+  if (d.relay) {
+    d.relay->start();
+    d.relay_thread = std::thread([&d] {
+      auto guard = asio::make_work_guard(d.relay_io);
+      d.relay_io.run();
+    });
+  }
   if (d.metrics_http) d.metrics_http->start();
   spdlog::info("buzon serving with {} event loops and {} worker threads", d.loops.size(), d.cfg.server.worker_threads);
   d.control.run();
@@ -724,6 +758,8 @@ int Server::run() {
     loop->io.stop();
     if (loop->thread.joinable()) loop->thread.join();
   }
+  d.relay_io.stop();  // deliveries in flight end here; the spool on disk stays the truth
+  if (d.relay_thread.joinable()) d.relay_thread.join();
   d.pool->stop();
   if (d.auth_pool) d.auth_pool->stop();
   for (const auto& p : d.unix_socket_paths) ::unlink(p.c_str());

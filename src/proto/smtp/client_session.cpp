@@ -298,6 +298,14 @@ asio::awaitable<ClientResult<ClientReply>> ClientSession::send(const Envelope& e
     close();
     co_return std::unexpected(*failed);
   }
+  auto fin = co_await send_data(message);
+  if (!fin) co_return std::unexpected(fin.error());
+  if (!fin->positive()) co_return std::unexpected(reply_error(*fin, "the message"));
+  co_return *fin;
+}
+
+// The message in its DATA wire form, then the reply to the final ".".
+asio::awaitable<ClientResult<ClientReply>> ClientSession::send_data(std::string_view message) {
   DataEncoder enc;
   for (std::size_t i = 0; i < message.size(); i += kDataChunk) {
     enc.feed(message.substr(i, kDataChunk), out_);
@@ -305,10 +313,74 @@ asio::awaitable<ClientResult<ClientReply>> ClientSession::send(const Envelope& e
       if (auto r = co_await flush(); !r) co_return std::unexpected(r.error());
   }
   enc.finish(out_);
-  auto fin = co_await read_reply("the end of data");
+  co_return co_await read_reply("the end of data");
+}
+
+asio::awaitable<ClientResult<RelayResult>> ClientSession::relay(const RelayRequest& req, std::string_view message) {
+  if (req.recipients.empty()) co_return std::unexpected(ClientError{ClientErrc::policy, "no recipients"});
+  if (req.from.find_first_of("\r\n<>") != std::string::npos)
+    co_return std::unexpected(ClientError{ClientErrc::policy, "bad sender address"});
+  for (auto& r : req.recipients)
+    if (r.empty() || r.find_first_of("\r\n<> ") != std::string::npos)
+      co_return std::unexpected(ClientError{ClientErrc::policy, fmt::format("bad recipient address \"{}\"", r)});
+  RelayResult res;
+  std::string mail = fmt::format("MAIL FROM:<{}>", req.from);
+  if (ehlo_.size) mail += fmt::format(" SIZE={}", data_octets(message));
+  if (req.eightbit) mail += " BODY=8BITMIME";
+  if (req.smtputf8) mail += " SMTPUTF8";
+  out_ += mail + "\r\n";
+  const bool pipe = ehlo_.pipelining;
+  auto reply = [&](std::string_view what) { return read_reply(what); };
+  if (!pipe) {
+    auto r = co_await reply("MAIL FROM");
+    if (!r) co_return std::unexpected(r.error());
+    res.mail = *r;
+    if (!r->positive()) co_return res;
+  }
+  for (auto& rc : req.recipients) {
+    out_ += fmt::format("RCPT TO:<{}>\r\n", rc);
+    if (!pipe) {
+      auto r = co_await reply("RCPT TO");
+      if (!r) co_return std::unexpected(r.error());
+      res.rcpts.push_back(*r);
+    }
+  }
+  if (pipe) {
+    out_ += "DATA\r\n";
+    auto r = co_await reply("MAIL FROM");
+    if (!r) co_return std::unexpected(r.error());
+    res.mail = *r;
+    for (std::size_t i = 0; i < req.recipients.size(); ++i) {
+      auto rr = co_await reply("RCPT TO");
+      if (!rr) co_return std::unexpected(rr.error());
+      res.rcpts.push_back(*rr);
+    }
+    if (!res.mail.positive()) res.rcpts.clear();
+  }
+  const bool any = res.mail.positive() &&
+                   std::any_of(res.rcpts.begin(), res.rcpts.end(), [](const ClientReply& r) { return r.positive(); });
+  if (!pipe && any) out_ += "DATA\r\n";
+  if (pipe || any) {
+    auto d = co_await reply("DATA");
+    if (!d) co_return std::unexpected(d.error());
+    if (!any) {
+      if (d->code == 354) {
+        // DATA accepted without a valid recipient: never complete the message, drop the connection.
+        reusable_ = false;
+        close();
+      }
+      co_return res;
+    }
+    if (d->code != 354) {
+      res.data = *d;
+      co_return res;
+    }
+  }
+  if (!any) co_return res;
+  auto fin = co_await send_data(message);
   if (!fin) co_return std::unexpected(fin.error());
-  if (!fin->positive()) co_return std::unexpected(reply_error(*fin, "the message"));
-  co_return *fin;
+  res.data = *fin;
+  co_return res;
 }
 
 asio::awaitable<ClientResult<void>> ClientSession::quit() {

@@ -8,11 +8,13 @@
 //           sent again. A SCRAM exchange whose server did not prove its key fails even on 235.
 //           All recipients must be accepted or nothing is sent: a refused RCPT aborts the
 //           transaction (RSET, or the connection is dropped once DATA was accepted, so the server
-//           never sees a complete message).
+//           never sees a complete message). relay() is the MTA's transaction instead: the server
+//           may accept some recipients and refuse others; each RCPT's reply is returned and the
+//           message goes to the accepted ones.
 // STANDARDS RFC 5321 §3.3 (transaction), §4.1 (commands), §4.5.3.2 (timeouts); RFC 6409
 //           (submission); RFC 2920 (PIPELINING: MAIL, RCPT and DATA in one group); RFC 3207
 //           (STARTTLS); RFC 4954 (AUTH, 334 challenges, "*" cancel, 235); RFC 1870 (SIZE=);
-//           RFC 6152 (BODY=8BITMIME).
+//           RFC 6152 (BODY=8BITMIME), RFC 6531 (SMTPUTF8).
 // LIMITS    Each read and write within ClientOptions::timeout.
 #pragma once
 
@@ -67,6 +69,21 @@ struct Envelope {
   std::vector<std::string> recipients;  // at least one
 };
 
+// The relay's transaction (an MTA forwarding a queued message).
+struct RelayRequest {
+  std::string from;                     // "" for the null reverse-path
+  std::vector<std::string> recipients;  // at least one
+  bool eightbit = false;                // add BODY=8BITMIME (the caller checked the server offers it)
+  bool smtputf8 = false;                // add SMTPUTF8 (likewise)
+};
+struct RelayResult {
+  ClientReply mail;                 // the reply to MAIL FROM
+  std::vector<ClientReply> rcpts;   // one per recipient, in order; empty when MAIL was refused
+  // The reply after the data; or the refusal of DATA itself; nullopt when no recipient was
+  // accepted (nothing was sent).
+  std::optional<ClientReply> data;
+};
+
 class ClientSession {
  public:
   explicit ClientSession(std::unique_ptr<net::Stream> stream, ClientOptions options = {});
@@ -83,6 +100,13 @@ class ClientSession {
   asio::awaitable<ClientResult<std::string>> authenticate(const AuthOptions& auth);
   // One message: `message` is the RFC 5322 text (any line ends). Returns the final reply.
   asio::awaitable<ClientResult<ClientReply>> send(const Envelope& env, std::string_view message);
+  // One relayed message: MAIL (with SIZE=, BODY=8BITMIME, SMTPUTF8 as asked), RCPT for each
+  // recipient, DATA when at least one was accepted (pipelined when offered). Network, timeout and
+  // protocol errors are errors; refusals are in the result. After it, the session can take another
+  // transaction (when reusable()).
+  asio::awaitable<ClientResult<RelayResult>> relay(const RelayRequest& req, std::string_view message);
+  // False once the connection had to be dropped (e.g. DATA accepted without a valid recipient).
+  bool reusable() const { return reusable_; }
   asio::awaitable<ClientResult<void>> quit();
   void close();
 
@@ -93,6 +117,7 @@ class ClientSession {
   struct Watch;
   asio::awaitable<ClientResult<void>> flush();
   asio::awaitable<ClientResult<ClientReply>> read_reply(std::string_view command);
+  asio::awaitable<ClientResult<ClientReply>> send_data(std::string_view message);
   ClientError reply_error(const ClientReply& r, std::string_view command) const;
   ClientError io_error(std::string_view what) const;
 
@@ -103,6 +128,7 @@ class ClientSession {
   std::size_t pos_ = 0;
   EhloInfo ehlo_;
   ReplyParser parser_;
+  bool reusable_ = true;
 };
 
 }  // namespace buzon::smtp

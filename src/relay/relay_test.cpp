@@ -1,0 +1,273 @@
+// relay/relay_test.cpp — the relay against a scripted SMTP peer on a real loopback socket, a fake
+// resolver, a fake Delivery and a real Spool in a temporary directory.
+#include "relay/relay.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read_until.hpp>
+#include <asio/streambuf.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+
+namespace buzon::relay {
+namespace {
+
+constexpr auto kTuple = asio::experimental::as_tuple(asio::use_awaitable);
+using queue::RcptState;
+
+struct FakeResolver : dns::Resolver {
+  std::map<std::string, dns::DnsResult<std::vector<dns::MxRecord>>> mxs;
+  dns::DnsResult<std::vector<dns::MxRecord>> mx(std::string_view domain) override {
+    if (auto it = mxs.find(std::string(domain)); it != mxs.end()) return it->second;
+    return std::unexpected(dns::DnsError{dns::DnsErrc::nxdomain, std::string(domain) + ": no such domain"});
+  }
+  dns::DnsResult<std::vector<std::string>> addresses(std::string_view) override {
+    return std::vector<std::string>{"127.0.0.1"};
+  }
+};
+
+struct FakeDelivery : store::Delivery {
+  std::vector<std::pair<store::DeliveryCopy, std::string>> got;
+  std::vector<store::Result<void>> deliver(std::span<const store::DeliveryCopy> copies,
+                                           std::span<const std::string_view> parts, store::DeliveryMode) override {
+    std::string msg;
+    for (auto p : parts) msg += p;
+    std::vector<store::Result<void>> out;
+    for (auto& c : copies) {
+      got.emplace_back(c, c.prefix + msg);
+      out.emplace_back();
+    }
+    return out;
+  }
+};
+
+struct FakeDirectory : auth::Directory {
+  std::optional<auth::User> lookup(std::string_view name) const override {
+    if (name == "alice@a.test" || name == "alice") return auth::User{std::string(name), "", {}, {}, "", ""};
+    return std::nullopt;
+  }
+};
+
+// A scripted SMTP server: one connection at a time, answers from the script.
+struct Peer {
+  explicit Peer(asio::io_context& io) : acceptor(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    port = acceptor.local_endpoint().port();
+    asio::co_spawn(io, run(), asio::detached);
+  }
+  std::string ehlo = "250-peer.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000\r\n";
+  std::map<std::string, std::string> rcpt_replies;  // address -> reply; default 250
+  std::string final_reply = "250 2.0.0 queued as X";
+  std::vector<std::string> commands;
+  std::vector<std::string> messages;
+  asio::ip::tcp::acceptor acceptor;
+  std::uint16_t port = 0;
+
+  asio::awaitable<void> run() {
+    for (;;) {
+      auto [ec, sock] = co_await acceptor.async_accept(kTuple);
+      if (ec) co_return;
+      co_await session(std::move(sock));
+    }
+  }
+  asio::awaitable<void> session(asio::ip::tcp::socket sock) {
+    asio::streambuf buf;
+    auto say = [&](std::string s) -> asio::awaitable<bool> {
+      auto [ec, n] = co_await asio::async_write(sock, asio::buffer(s), kTuple);
+      co_return !ec;
+    };
+    auto line = [&]() -> asio::awaitable<std::optional<std::string>> {
+      auto [ec, n] = co_await asio::async_read_until(sock, buf, "\r\n", kTuple);
+      if (ec) co_return std::nullopt;
+      std::string l(asio::buffers_begin(buf.data()), asio::buffers_begin(buf.data()) + static_cast<std::ptrdiff_t>(n) - 2);
+      buf.consume(n);
+      co_return l;
+    };
+    co_await say("220 peer.test ESMTP\r\n");
+    for (;;) {
+      auto l = co_await line();
+      if (!l) co_return;
+      commands.push_back(*l);
+      if (l->starts_with("EHLO")) co_await say(ehlo);
+      else if (l->starts_with("MAIL")) co_await say("250 2.1.0 ok\r\n");
+      else if (l->starts_with("RCPT")) {
+        auto a = l->substr(l->find('<') + 1);
+        a = a.substr(0, a.find('>'));
+        std::string reply = "250 2.1.5 ok\r\n";
+        if (auto it = rcpt_replies.find(a); it != rcpt_replies.end()) reply = it->second + "\r\n";
+        co_await say(reply);
+      } else if (*l == "DATA") {
+        co_await say("354 go\r\n");
+        std::string m;
+        for (;;) {
+          auto d = co_await line();
+          if (!d) co_return;
+          if (*d == ".") break;
+          m += (d->starts_with("..") ? d->substr(1) : *d) + "\r\n";
+        }
+        messages.push_back(m);
+        co_await say(final_reply + "\r\n");
+      } else if (*l == "QUIT") {
+        co_await say("221 bye\r\n");
+        co_return;
+      } else if (*l == "RSET") co_await say("250 ok\r\n");
+      else co_await say("502 no\r\n");
+    }
+  }
+};
+
+class RelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir = std::filesystem::temp_directory_path() /
+          ("relay_test_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir);
+    auto s = queue::Spool::open(dir);
+    ASSERT_TRUE(s) << s.error();
+    spool = std::move(*s);
+    resolver.mxs["b.test"] = std::vector<dns::MxRecord>{{10, "mx.b.test"}};
+    resolver.mxs["null.test"] = std::vector<dns::MxRecord>{{0, ""}};
+    opt.hostname = "mx.a.test";
+    opt.port = peer.port;
+    opt.tls = TlsPolicy::none;
+    opt.local.local_domains = {"a.test"};
+    opt.local.base_dir = dir;
+    opt.connect_timeout = std::chrono::seconds(5);
+    opt.command_timeout = std::chrono::seconds(5);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+
+  std::string enqueue(std::string sender, std::vector<std::string> rcpts, bool utf8 = false) {
+    queue::NewMessage m;
+    m.sender = std::move(sender);
+    for (auto& r : rcpts) {
+      queue::Recipient rc;
+      rc.address = r;
+      m.recipients.push_back(rc);
+    }
+    m.smtputf8 = utf8;
+    const std::string_view parts[] = {message};
+    auto id = spool->enqueue(m, parts, std::chrono::floor<std::chrono::seconds>(queue::Clock::now()));
+    EXPECT_TRUE(id) << id.error();
+    return id ? *id : "";
+  }
+  void run() {
+    Relay relay(io.get_executor(), Services{spool.get(), &resolver, &delivery, &directory, &pool}, opt);
+    bool finished = false;
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      co_await relay.run_once();
+      finished = true;
+    }, asio::detached);
+    while (!finished && io.run_one_for(std::chrono::seconds(10))) {
+    }
+    ASSERT_TRUE(finished);
+  }
+
+  asio::io_context io;
+  Peer peer{io};
+  std::filesystem::path dir;
+  std::unique_ptr<queue::Spool> spool;
+  FakeResolver resolver;
+  FakeDelivery delivery;
+  FakeDirectory directory;
+  net::WorkerPool pool{2, 16};
+  Options opt;
+  std::string message = "From: alice@a.test\r\nTo: bob@b.test\r\nSubject: hi\r\n\r\nHello Bob.\r\n.dot line\r\n";
+};
+
+TEST_F(RelayTest, DeliversAndRemovesTheEntry) {
+  enqueue("alice@a.test", {"bob@b.test"});
+  run();
+  ASSERT_EQ(peer.messages.size(), 1u);
+  EXPECT_EQ(peer.messages[0], message);
+  EXPECT_TRUE(spool->list().empty());
+  EXPECT_TRUE(delivery.got.empty());  // no DSN
+}
+
+TEST_F(RelayTest, PartialRefusalDeliversTheRestAndBouncesLocally) {
+  peer.rcpt_replies["carol@b.test"] = "550 5.1.1 no such user";
+  enqueue("alice@a.test", {"bob@b.test", "carol@b.test"});
+  run();
+  ASSERT_EQ(peer.messages.size(), 1u);
+  EXPECT_TRUE(spool->list().empty());
+  // The failure DSN went straight into alice's local mailbox.
+  ASSERT_EQ(delivery.got.size(), 1u);
+  const auto& dsn = delivery.got[0].second;
+  EXPECT_TRUE(dsn.starts_with("Return-Path: <>\r\n")) << dsn.substr(0, 200);
+  EXPECT_NE(dsn.find("multipart/report"), std::string::npos);
+  EXPECT_NE(dsn.find("carol@b.test"), std::string::npos);
+  EXPECT_NE(dsn.find("5.1.1"), std::string::npos);
+}
+
+TEST_F(RelayTest, TemporaryRefusalStaysPendingWithBackoff) {
+  peer.rcpt_replies["bob@b.test"] = "451 4.3.0 try later";
+  auto id = enqueue("alice@a.test", {"bob@b.test"});
+  run();
+  auto e = spool->load(id);
+  ASSERT_TRUE(e) << e.error();
+  ASSERT_EQ(e->recipients.size(), 1u);
+  EXPECT_EQ(e->recipients[0].state, RcptState::pending);
+  EXPECT_EQ(e->recipients[0].attempts, 1u);
+  EXPECT_NE(e->recipients[0].last_reply.find("451"), std::string::npos);
+  EXPECT_EQ(e->attempts, 1u);
+  EXPECT_GT(e->next_attempt, e->created);
+  EXPECT_TRUE(peer.messages.empty());
+  EXPECT_TRUE(delivery.got.empty());
+}
+
+TEST_F(RelayTest, NullMxFailsAtOnceAndNullSenderGetsNoBounce) {
+  enqueue("", {"x@null.test"});
+  run();
+  EXPECT_TRUE(spool->list().empty());
+  EXPECT_TRUE(delivery.got.empty());
+  EXPECT_TRUE(peer.commands.empty());
+}
+
+TEST_F(RelayTest, NullMxBouncesWith556) {
+  enqueue("alice@a.test", {"x@null.test"});
+  run();
+  EXPECT_TRUE(spool->list().empty());
+  ASSERT_EQ(delivery.got.size(), 1u);
+  EXPECT_NE(delivery.got[0].second.find("5.1.10"), std::string::npos);
+}
+
+TEST_F(RelayTest, TooBigForThePeerFailsBeforeSending) {
+  peer.ehlo = "250-peer.test\r\n250 SIZE 10\r\n";
+  enqueue("alice@a.test", {"bob@b.test"});
+  run();
+  EXPECT_TRUE(peer.messages.empty());
+  for (auto& c : peer.commands) EXPECT_FALSE(c.starts_with("MAIL")) << c;
+  ASSERT_EQ(delivery.got.size(), 1u);
+  EXPECT_NE(delivery.got[0].second.find("5.3.4"), std::string::npos);
+}
+
+TEST_F(RelayTest, MissingSmtputf8FailsWith567) {
+  enqueue("alice@a.test", {"bob@b.test"}, true);
+  run();
+  EXPECT_TRUE(peer.messages.empty());
+  ASSERT_EQ(delivery.got.size(), 1u);
+  EXPECT_NE(delivery.got[0].second.find("5.6.7"), std::string::npos);
+}
+
+TEST_F(RelayTest, LocalRecipientsGoThroughDelivery) {
+  enqueue("bob@b.test", {"alice@a.test", "nobody@a.test"});
+  run();
+  // alice got the message; nobody failed -> a DSN for bob@b.test, queued (remote sender).
+  ASSERT_EQ(delivery.got.size(), 1u);
+  EXPECT_EQ(delivery.got[0].second.rfind("Return-Path: <bob@b.test>\r\nDelivered-To: alice@a.test\r\n", 0), 0u);
+  auto left = spool->list();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].sender, "");
+  ASSERT_EQ(left[0].recipients.size(), 1u);
+  EXPECT_EQ(left[0].recipients[0].address, "bob@b.test");
+}
+
+}  // namespace
+}  // namespace buzon::relay
