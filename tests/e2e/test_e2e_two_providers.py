@@ -26,7 +26,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "integra
 
 from conftest import IO_TIMEOUT, buzon, free_port  # noqa: E402,F401  (buzon is the fixture)
 from dns_support import DnsServer  # noqa: E402
-from smtp_support import wait_smtp  # noqa: E402
+from smtp_support import pop_all  # noqa: E402
 from tlsutil import CertAuthority  # noqa: E402
 
 A_IP, B_IP = "127.0.0.2", "127.0.0.3"
@@ -136,29 +136,12 @@ def wait_smtp_on(ip: str, port: int, timeout: float = 10.0) -> None:
     pytest.fail(f"no SMTP greeting on {ip}:{port}: {last}")
 
 
-def mailbox(srv, user: str) -> list[bytes]:
-    """Every message of `user` over POP3 (poplib), with CRLF line ends."""
-    p = poplib.POP3("127.0.0.1", srv.port, timeout=IO_TIMEOUT)
-    try:
-        p.user(user)
-        p.pass_(srv.users[user])
-        count, _ = p.stat()
-        out = []
-        for i in range(1, count + 1):
-            _, lines, _ = p.retr(i)
-            out.append(b"".join(l + b"\r\n" for l in lines))
-        p.quit()
-        return out
-    finally:
-        p.close()
-
-
 def wait_mail(srv, user: str, count: int = 1, timeout: float = DELIVERY_TIMEOUT) -> list[bytes]:
     deadline = time.monotonic() + timeout
     msgs: list[bytes] = []
     while time.monotonic() < deadline:
         try:
-            msgs = mailbox(srv, user)
+            msgs = pop_all(srv, user)
         except poplib.error_proto:
             msgs = []  # maildrop busy or not there yet
         if len(msgs) >= count:
