@@ -984,29 +984,27 @@ asio::awaitable<bool> Session::prepare_submission(std::int64_t now, std::string&
   // RFC 6409 §8.2, §8.3: complete the message as RFC 5322 §3.6 requires.
   if (auto added = missing_fields(scan, cfg_.hostname, now); !added.empty()) tx.body.insert(scan.end, added);
 
-  // DKIM (RFC 6376) for the author's domain, else the envelope sender's; after the fixes, so
-  // they are covered; Received: goes above and is not signed.
-  std::string domain = domain_of(scan.from.front());
-  const dkim::Signer* signer = nullptr;
-  for (int pass = 0; pass < 2 && !signer; ++pass) {
+  // DKIM (RFC 6376) with every key of the author's domain, else of the envelope sender's (an RSA
+  // and an Ed25519 key side by side, RFC 8463 §1); after the fixes, so they are covered. Received:
+  // goes above the signatures and is not signed.
+  std::vector<const dkim::Signer*> signers;
+  for (const std::string& domain : {domain_of(scan.from.front()),
+                                    tx.from.null ? std::string() : domain_of(tx.from.mailbox.text)}) {
     for (const auto& s : svc_.dkim)
-      if (domain_of("@" + s.domain) == domain) {
-        signer = &s;
-        break;
-      }
-    domain = tx.from.null ? std::string() : domain_of(tx.from.mailbox.text);
+      if (!domain.empty() && domain_of("@" + s.domain) == domain) signers.push_back(&s);
+    if (!signers.empty()) break;
   }
-  if (signer) {
+  for (const dkim::Signer* signer : signers) {
     auto sig = co_await svc_.pool->run([&] { return dkim::sign(*signer, tx.body, now); });
     if (!sig) {
-      spdlog::error("submission dkim signing failed id={} domain={} error={}", tx.id, log_value(signer->domain),
-                    log_value(sig.error()));
+      spdlog::error("submission dkim signing failed id={} domain={} selector={} error={}", tx.id,
+                    log_value(signer->domain), log_value(signer->selector), log_value(sig.error()));
       reply(451, esc::kSystemOther, "Error: cannot sign the message, try again later");
       co_return false;
     }
-    signature = std::move(*sig);
-    svc_.counters.signed_messages.fetch_add(1, std::memory_order_relaxed);
+    signature += *sig;
   }
+  if (!signers.empty()) svc_.counters.signed_messages.fetch_add(1, std::memory_order_relaxed);
 
   const std::string protocol = protocol_name(esmtp_, false, tls_, true, tx.params.smtputf8);
   const std::string tls = tls_ && sh_->stream ? sh_->stream->tls_summary() : std::string();

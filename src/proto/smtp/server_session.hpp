@@ -96,7 +96,7 @@ struct Service {
   auth::FailurePenalty* penalty = nullptr; // per source address (shared with POP3); nullptr: none
   std::string fake_salt_key;               // SCRAM salts of unknown users
   queue::Spool* spool = nullptr;           // remote recipients; nullptr: they are refused
-  std::vector<dkim::Signer> dkim;          // [[dkim.key]]: the first whose domain matches signs
+  std::vector<dkim::Signer> dkim;          // [[dkim.key]]: every key of the author's domain signs
   Counters counters;
 };
 

@@ -114,6 +114,21 @@ class SubmissionTest : public ::testing::Test {
     return s + "DATA\r\n" + message + ".\r\n";
   }
   std::vector<queue::Entry> queued() { return spool_->list(); }
+  // EHLO, AUTH <mechanism> with the client's initial response, then its answer to every 334 until
+  // the outcome (235 or 535), over implicit TLS.
+  std::string sasl_dialogue(sasl::ClientMechanism& c) {
+    int step = 0;
+    auto feeder = [&](const std::string& out) -> std::optional<std::string> {
+      if (step++ == 0) return "EHLO x\r\nAUTH " + std::string(c.name()) + " " + b64(*c.initial()) + "\r\n";
+      if (step > 6) return std::nullopt;
+      const auto p = out.rfind("334 ");
+      if (p == std::string::npos || out.find("35 ", p) != std::string::npos) return std::string("QUIT\r\n");
+      const auto end = out.find("\r\n", p);
+      auto r = c.respond(*base64_decode(out.substr(p + 4, end - p - 4)));
+      return r ? b64(*r) + "\r\n" : std::string("*\r\n");
+    };
+    return run(std::make_unique<MemoryStream>(io_, MemoryStream::Feeder(feeder)), true);
+  }
 
   asio::io_context io_;
   net::WorkerPool pool_{2, 16};
@@ -175,33 +190,11 @@ TEST_F(SubmissionTest, AuthLoginAndCancel) {
 
 TEST_F(SubmissionTest, AuthScramSha256) {
   sasl::ScramClient c({"ana", "secret", ""}, {}, false);
-  int step = 0;
-  auto feeder = [&](const std::string& out) -> std::optional<std::string> {
-    if (step++ == 0) return "EHLO x\r\nAUTH SCRAM-SHA-256 " + b64(*c.initial()) + "\r\n";
-    if (step > 6) return std::nullopt;
-    const auto p = out.rfind("334 ");
-    if (p == std::string::npos || out.find("235 ", p) != std::string::npos) return std::string("QUIT\r\n");
-    const auto end = out.find("\r\n", p);
-    auto r = c.respond(*base64_decode(out.substr(p + 4, end - p - 4)));
-    if (!r) return std::string("*\r\n");
-    return b64(*r) + "\r\n";
-  };
-  auto out = run(std::make_unique<MemoryStream>(io_, MemoryStream::Feeder(feeder)), true);
+  auto out = sasl_dialogue(c);
   EXPECT_NE(out.find("235 2.7.0 Authentication successful"), std::string::npos) << out;
   EXPECT_TRUE(c.complete());  // the server proved it holds the keys (v=, sent as a last 334)
-
   sasl::ScramClient bad({"ana", "nope", ""}, {}, false);
-  step = 0;
-  auto feeder2 = [&](const std::string& out) -> std::optional<std::string> {
-    if (step++ == 0) return "EHLO x\r\nAUTH SCRAM-SHA-256 " + b64(*bad.initial()) + "\r\n";
-    if (step > 6) return std::nullopt;
-    const auto p = out.rfind("334 ");
-    if (p == std::string::npos || out.find("535 ", p) != std::string::npos) return std::string("QUIT\r\n");
-    const auto end = out.find("\r\n", p);
-    auto r = bad.respond(*base64_decode(out.substr(p + 4, end - p - 4)));
-    return r ? b64(*r) + "\r\n" : std::string("*\r\n");
-  };
-  out = run(std::make_unique<MemoryStream>(io_, MemoryStream::Feeder(feeder2)), true);
+  out = sasl_dialogue(bad);
   EXPECT_NE(out.find("535 5.7.8 Error: authentication credentials invalid"), std::string::npos) << out;
 }
 
@@ -344,6 +337,8 @@ TEST_F(SubmissionTest, DkimSignsForTheAuthorsDomain) {
   auto key = dkim::Key::from_pem(*pem);
   ASSERT_TRUE(key) << key.error();
   svc_.dkim.push_back(dkim::Signer{"example.org", "s1", *key});
+  svc_.dkim.push_back(dkim::Signer{"other.example", "s9", *key});
+  svc_.dkim.push_back(dkim::Signer{"Example.ORG", "s2", *key});  // a second key of the domain signs too
   after_ehlo(login_ana() + submit("ana@example.org", {"bob@example.org"}, kMsg) +
              submit("ana@example.net", {"bob@example.org"}, "From: ana@example.net\r\n\r\nx\r\n"));
   auto msgs = messages("bob@example.org");
@@ -354,6 +349,8 @@ TEST_F(SubmissionTest, DkimSignsForTheAuthorsDomain) {
   EXPECT_LT(sig, msgs[0].find("From: Ana"));
   EXPECT_NE(msgs[0].find("d=example.org", sig), std::string::npos);
   EXPECT_NE(msgs[0].find("s=s1", sig), std::string::npos);
+  EXPECT_NE(msgs[0].find("s=s2", sig), std::string::npos);
+  EXPECT_EQ(msgs[0].find("s=s9"), std::string::npos);
   EXPECT_EQ(msgs[1].find("DKIM-Signature: "), std::string::npos);  // no key for example.net
   EXPECT_EQ(svc_.counters.signed_messages.load(), 1u);
 }
