@@ -1,5 +1,6 @@
-// buzon — one binary, subcommands: serve, doctor, user. Wiring only; the logic lives in the layers.
+// buzon — one binary, subcommands: serve, doctor, user, fetch, send, queue. Wiring only; the logic lives in the layers.
 #include "app/client_commands.hpp"
+#include "app/cmd_queue.hpp"
 #include "app/commands.hpp"
 
 #include <CLI/CLI.hpp>
@@ -43,6 +44,8 @@ int main(int argc, char** argv) {
   FetchCli* fetch_cli = nullptr;
   auto* fetch = add_fetch_command(app, fetch_cli);
   auto* send = add_send_command(app);
+  QueueCli* queue_cli = nullptr;
+  auto* queue = add_queue_command(app, queue_cli);
   DkimCli* dkim_cli = nullptr;
   auto* dkim = add_dkim_command(app, dkim_cli);
 
@@ -51,6 +54,7 @@ int main(int argc, char** argv) {
   if (*serve) return cmd_serve(opt);
   if (*fetch) return cmd_fetch(opt, *fetch_cli);
   if (*send) return cmd_send(opt, send->remaining());
+  if (*queue) return cmd_queue(opt, *queue_cli);
   if (*dkim) return cmd_dkim(*dkim_cli);
   if (*doctor) return cmd_doctor(opt);
   if (*uadd) return cmd_user_add(opt, u);

@@ -430,6 +430,14 @@ long tmp_writer_pid(std::string_view name) {
   return pid;
 }
 
+// Run as root (`buzon queue` by an operator) on a spool owned by the server's user: a new file
+// gets the owner of its directory, so the server can still read and replace it.
+void adopt_owner(int fd, const std::filesystem::path& dir) {
+  if (::geteuid() != 0) return;
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) == 0 && st.st_uid != 0) (void)!::fchown(fd, st.st_uid, st.st_gid);
+}
+
 std::expected<void, std::string> mkdir_0700(const std::filesystem::path& p) {
   if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST) return std::unexpected(sys_error(p, "cannot create directory", errno));
   struct stat st{};
@@ -518,6 +526,7 @@ std::expected<std::string, std::string> Spool::enqueue(const NewMessage& m, std:
     return std::unexpected(std::move(err));
   };
   if (::flock(mfd.get(), LOCK_EX) != 0) return fail(sys_error(tmp_msg, "flock failed", errno));
+  adopt_owner(mfd.get(), dir_ / "msg");
   std::uint64_t size = 0;
   for (auto p : parts) {
     if (auto r = write_all(mfd.get(), p, tmp_msg); !r) return fail(r.error());
@@ -544,6 +553,7 @@ std::expected<std::string, std::string> Spool::enqueue(const NewMessage& m, std:
   {
     Fd efd(::open(tmp_env.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (efd.get() < 0) return fail(sys_error(tmp_env, "cannot create", errno));
+    adopt_owner(efd.get(), dir_ / "env");
     if (auto r = write_all(efd.get(), text, tmp_env); !r) return fail(r.error());
     if (::fsync(efd.get()) != 0) return fail(sys_error(tmp_env, "fsync failed", errno));
   }
@@ -654,6 +664,7 @@ std::expected<void, std::string> Spool::update(const Lease& lease, const Entry& 
   {
     Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (fd.get() < 0) return std::unexpected(sys_error(tmp, "cannot create", errno));
+    adopt_owner(fd.get(), dir_ / "env");
     auto r = write_all(fd.get(), text, tmp);
     if (r && ::fsync(fd.get()) != 0) r = std::unexpected(sys_error(tmp, "fsync failed", errno));
     if (!r) {
