@@ -43,6 +43,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -927,6 +928,20 @@ std::expected<void, std::string> Server::finish_start(const PrivilegePlan& plan)
     spdlog::warn("{}", plan.note);
   else
     spdlog::info("{}", plan.note);
+  if (plan.action == PrivilegePlan::Action::drop && d.spool) {
+    // The outbound spool was opened (and maybe created) as root: hand it to the user that will
+    // write it (lchown: links inside are not followed).
+    std::error_code ec;
+    auto own = [&](const std::filesystem::path& p) {
+      if (::lchown(p.c_str(), plan.uid, plan.gid) != 0)
+        spdlog::warn("cannot give {} to user {}: {} (fix: chown -R {} {})", p.string(), plan.user, std::strerror(errno),
+                     plan.user, d.spool->dir().string());
+    };
+    own(d.spool->dir());
+    for (auto it = std::filesystem::recursive_directory_iterator(d.spool->dir(), ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+      own(it->path());
+  }
   if (auto r = drop_privileges(plan); !r) return std::unexpected("cannot drop privileges: " + r.error());
   spdlog::info("running as {}", describe_credentials());
   if (plan.action == PrivilegePlan::Action::drop) {

@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -220,6 +221,25 @@ TEST_F(SubmissionTest, AuthOrderRulesAndTemporaryFailure) {
   users_.fail = true;
   out = after_ehlo(login_ana());
   EXPECT_EQ(out, "454 4.7.0 Error: temporary authentication failure, try again later\r\n");
+}
+
+TEST_F(SubmissionTest, FailedLoginsDelayTheAddressNotTrustedPeers) {
+  auth::FailurePenalty penalty(std::chrono::milliseconds(200), std::chrono::milliseconds(400));
+  svc_.penalty = &penalty;
+  const std::string wrong = "AUTH PLAIN " + plain("ana", "wrong") + "\r\n";
+  auto t0 = std::chrono::steady_clock::now();
+  auto out = after_ehlo(wrong + wrong, true, kUntrusted);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(out, "535 5.7.8 Error: authentication credentials invalid\r\n"
+                 "535 5.7.8 Error: authentication credentials invalid\r\n");
+  EXPECT_GE(ms, 190);  // the second attempt waited (on a timer) for the first failure's penalty
+  EXPECT_GT(penalty.delay(kUntrusted).count(), 0);
+  // Loopback is in trusted_networks: never delayed, never recorded.
+  t0 = std::chrono::steady_clock::now();
+  after_ehlo(wrong + wrong + wrong);
+  ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(ms, 150);
+  EXPECT_EQ(penalty.delay("127.0.0.1:1").count(), 0);
 }
 
 TEST_F(SubmissionTest, AuthLinesMayBeLongOtherCommandsNot) {
