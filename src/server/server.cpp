@@ -510,6 +510,13 @@ std::expected<void, std::string> Server::Impl::start_smtp() {
   counter("buzon_smtp_early_talkers_total", "Clients refused for talking before the greeting.",
           &smtp::Counters::early_talkers);
   counter("buzon_smtp_received_bytes_total", "Octets received from SMTP/LMTP clients.", &smtp::Counters::bytes_in);
+  counter("buzon_smtp_logins_total", "Successful AUTH (submission).", &smtp::Counters::logins);
+  counter("buzon_smtp_auth_failures_total", "Failed AUTH (submission; wrong credentials or a failed check).",
+          &smtp::Counters::auth_failures);
+  counter("buzon_smtp_sender_refused_total", "Submissions refused because the sender or From:/Sender: is not the user's.",
+          &smtp::Counters::sender_refused);
+  counter("buzon_smtp_queued_total", "Messages put into the outbound queue (submission).", &smtp::Counters::queued);
+  counter("buzon_smtp_dkim_signed_total", "Messages DKIM-signed (submission).", &smtp::Counters::signed_messages);
   return {};
 }
 

@@ -13,11 +13,12 @@ import email.utils
 import re
 import smtplib
 import subprocess
+import urllib.request
 
 import dkim
 import pytest
 
-from conftest import BUZON_BIN, HOST, free_port
+from conftest import BUZON_BIN, HOST, free_port, write_toml
 from smtp_support import pop_all, wait_smtp
 from tlsutil import CertAuthority, tls_server
 
@@ -193,3 +194,24 @@ def test_bad_dkim_key_fails_start_with_file_and_line(buzon, tmp_path):
     err = (r.stdout + r.stderr).decode(errors="replace")
     assert r.returncode != 0, err
     assert re.search(r"buzon\.toml:\d+: cannot load the DKIM key .*missing\.pem", err), err
+
+
+def test_metrics_count_logins_failures_refusals_and_queued(buzon, tmp_path):
+    mport = free_port()
+    srv = submission_server(buzon, tmp_path)
+    srv.stop()
+    srv.config["metrics"] = {"enabled": True, "listen": f"{HOST}:{mport}"}
+    write_toml(srv.cfg_path, srv.config)
+    srv.start()
+    wait_smtp(srv.sub_port)
+    with starttls_session(srv) as s:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            s.login(ALICE, "wrong")  # smtplib tries PLAIN, then LOGIN: two failures
+    with starttls_session(srv) as s:
+        s.login(ALICE, PW[ALICE])
+        assert s.docmd("MAIL", "FROM:<bob@example.com>")[0] == 553
+        assert s.sendmail(ALICE, ["friend@remote.example"], MSG) == {}
+    text = urllib.request.urlopen(f"http://{HOST}:{mport}/metrics", timeout=10).read().decode()
+    for name, value in (("buzon_smtp_logins_total", 1), ("buzon_smtp_auth_failures_total", 2),
+                        ("buzon_smtp_sender_refused_total", 1), ("buzon_smtp_queued_total", 1)):
+        assert f'{name}{{protocol="submission"}} {value}' in text, (name, [l for l in text.splitlines() if name in l])
