@@ -6,6 +6,7 @@
 #include "core/config.hpp"
 #include "core/log.hpp"
 #include "core/mail_location.hpp"
+#include "dkim/dkim.hpp"
 #include "server/privileges.hpp"
 #include "server/server.hpp"
 
@@ -215,6 +216,21 @@ int cmd_doctor(const Options& opt) {
                   << " (their stored scheme cannot serve it; fix: `buzon user passwd NAME --scheme "
                   << (m == "CRAM-MD5" ? "CRAM-MD5" : "SCRAM-SHA-256") << "`, or remove " << m
                   << " from [auth] mechanisms)\n";
+    }
+  }
+  // Submission (issue 8): listeners and the DKIM keys, loaded as the server will load them.
+  for (auto& a : cfg->submission.listen)
+    std::cout << "submission: listen " << a.str()
+              << (cfg->tls.enabled() ? " (STARTTLS)" : " (no [tls]: no STARTTLS, PLAIN/LOGIN refused)") << "\n";
+  for (auto& a : cfg->submission.listen_tls) std::cout << "submissions: listen " << a.str() << " (implicit TLS)\n";
+  for (auto& k : cfg->dkim_keys) {
+    const auto path = cfg->resolve(k.key);
+    if (auto key = dkim::Key::load(path); !key) {
+      std::cout << cfg->file.string() << ":" << k.line << ": cannot load the DKIM key " << path.string() << ": "
+                << key.error() << "\n";
+      ++problems;
+    } else {
+      std::cout << "dkim: " << k.selector << "._domainkey." << k.domain << " signs with " << path.string() << "\n";
     }
   }
   if (!cfg->auth.plaintext_requires_tls)

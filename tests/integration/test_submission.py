@@ -194,6 +194,11 @@ def test_bad_dkim_key_fails_start_with_file_and_line(buzon, tmp_path):
     err = (r.stdout + r.stderr).decode(errors="replace")
     assert r.returncode != 0, err
     assert re.search(r"buzon\.toml:\d+: cannot load the DKIM key .*missing\.pem", err), err
+    doctor = server.run_cli("doctor")
+    text = doctor.stdout.decode(errors="replace")
+    assert doctor.returncode != 0, text
+    assert re.search(r"buzon\.toml:\d+: cannot load the DKIM key .*missing\.pem", text), text
+    assert f"submission: listen {HOST}:{port} (STARTTLS)" in text, text
 
 
 def test_metrics_count_logins_failures_refusals_and_queued(buzon, tmp_path):
