@@ -118,6 +118,7 @@ struct Peer {
         co_await say("221 bye\r\n");
         co_return;
       } else if (*l == "RSET") co_await say("250 ok\r\n");
+      else if (l->starts_with("AUTH PLAIN ")) co_await say("235 2.7.0 ok\r\n");
       else co_await say("502 no\r\n");
     }
   }
@@ -158,8 +159,9 @@ class RelayTest : public ::testing::Test {
     EXPECT_TRUE(id) << id.error();
     return id ? *id : "";
   }
-  void run() {
+  void run(std::function<queue::TimePoint()> clock = {}) {
     Relay relay(io.get_executor(), Services{spool.get(), &resolver, &delivery, &directory, &pool}, opt);
+    if (clock) relay.set_clock(std::move(clock));
     bool finished = false;
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       co_await relay.run_once();
@@ -267,6 +269,56 @@ TEST_F(RelayTest, LocalRecipientsGoThroughDelivery) {
   EXPECT_EQ(left[0].sender, "");
   ASSERT_EQ(left[0].recipients.size(), 1u);
   EXPECT_EQ(left[0].recipients[0].address, "bob@b.test");
+}
+
+TEST_F(RelayTest, TransportOverrideNeedsNoDns) {
+  opt.transports["elsewhere.test"] = Target{"127.0.0.1", peer.port};  // no MX for it in the resolver
+  enqueue("alice@a.test", {"zoe@elsewhere.test"});
+  run();
+  ASSERT_EQ(peer.messages.size(), 1u);
+  EXPECT_TRUE(spool->list().empty());
+}
+
+TEST_F(RelayTest, UnknownDomainFailsWith512) {
+  enqueue("alice@a.test", {"x@nowhere.test"});
+  run();
+  EXPECT_TRUE(spool->list().empty());
+  ASSERT_EQ(delivery.got.size(), 1u);
+  EXPECT_NE(delivery.got[0].second.find("5.1.2"), std::string::npos);
+}
+
+TEST_F(RelayTest, TemporaryDataReplyKeepsEveryAcceptedRecipientPending) {
+  peer.final_reply = "452 4.3.1 disk full";
+  auto id = enqueue("alice@a.test", {"bob@b.test", "carol@b.test"});
+  run();
+  auto e = spool->load(id);
+  ASSERT_TRUE(e) << e.error();
+  for (auto& r : e->recipients) {
+    EXPECT_EQ(r.state, RcptState::pending) << r.address;
+    EXPECT_EQ(r.remote_mta, "mx.b.test");
+  }
+}
+
+TEST_F(RelayTest, ExpiredEntryBouncesWithoutTrying) {
+  opt.retry.max_age = std::chrono::seconds(60);
+  enqueue("alice@a.test", {"bob@b.test"});
+  run([] { return std::chrono::floor<std::chrono::seconds>(queue::Clock::now()) + std::chrono::hours(1); });
+  EXPECT_TRUE(peer.commands.empty());
+  EXPECT_TRUE(spool->list().empty());
+  ASSERT_EQ(delivery.got.size(), 1u);
+  EXPECT_NE(delivery.got[0].second.find("5.4.7"), std::string::npos);
+}
+
+TEST_F(RelayTest, SmarthostGetsEverythingWithAuth) {
+  peer.ehlo = "250-peer.test\r\n250-AUTH PLAIN\r\n250 PIPELINING\r\n";
+  opt.smarthost = Target{"127.0.0.1", peer.port};
+  opt.auth_user = "relay";
+  opt.auth_password = "pw";
+  enqueue("alice@a.test", {"zoe@nowhere.test"});  // no MX needed: the smarthost takes it
+  run();
+  ASSERT_EQ(peer.messages.size(), 1u);
+  EXPECT_NE(std::find(peer.commands.begin(), peer.commands.end(), "AUTH PLAIN AHJlbGF5AHB3"), peer.commands.end());
+  EXPECT_TRUE(spool->list().empty());
 }
 
 }  // namespace
