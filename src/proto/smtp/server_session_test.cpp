@@ -442,7 +442,7 @@ TEST_F(SmtpSessionTest, FailedTlsHandshakeEndsTheSession) {
   EXPECT_EQ(out, std::string(kGreeting) + "220 2.0.0 Ready to start TLS\r\n");  // NOOP never answered
 }
 
-TEST_F(SmtpSessionTest, SubmissionModeRefusesMailUntilAuthExists) {
+TEST_F(SmtpSessionTest, SubmissionModeRefusesMailBeforeAuth) {  // more in submission_session_test.cpp
   svc_.settings.mode = Mode::submission;
   auto out = after_ehlo("MAIL FROM:<ana@example.org>\r\n");
   EXPECT_EQ(out, "530 5.7.0 Error: authentication required\r\n");
