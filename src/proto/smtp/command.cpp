@@ -79,6 +79,13 @@ std::size_t utf8_len(std::string_view s, std::size_t pos) {
 
 bool is_8bit(char c) { return static_cast<unsigned char>(c) >= 0x80; }
 
+// A client's parameter name echoed in a reply, cut so the reply line stays within RFC 5321
+// §4.5.3.1.5's 512 octets whatever the client sent (found by fuzz/smtp_command.cpp).
+std::string echo_keyword(std::string_view k) {
+  constexpr std::size_t kMax = 40;
+  return k.size() <= kMax ? std::string(k) : std::string(k.substr(0, kMax)) + "...";
+}
+
 ParseError perr(Verb v, int code, Enhanced st, std::string text) {
   return ParseError{v, Reply{code, st, std::move(text)}};
 }
@@ -396,7 +403,7 @@ std::expected<void, ParseError> mail_param(const Param& p, MailParams& m) {
     if (!p.value || val.size() > kMaxAuthParam || (val != "<>" && !is_xtext(val, true))) return bad("AUTH");
     m.auth = std::string(val);
   } else {
-    return std::unexpected(perr(v, 555, esc::kInvalidArguments, "Unsupported parameter " + std::string(p.keyword)));
+    return std::unexpected(perr(v, 555, esc::kInvalidArguments, "Unsupported parameter " + echo_keyword(p.keyword)));
   }
   return {};
 }
@@ -438,7 +445,7 @@ std::expected<void, ParseError> rcpt_param(const Param& p, RcptParams& r, bool u
     if (!is_xtext(val.substr(semi + 1), utf8)) return bad("ORCPT");
     r.orcpt = std::string(val);
   } else {
-    return std::unexpected(perr(v, 555, esc::kInvalidArguments, "Unsupported parameter " + std::string(p.keyword)));
+    return std::unexpected(perr(v, 555, esc::kInvalidArguments, "Unsupported parameter " + echo_keyword(p.keyword)));
   }
   return {};
 }

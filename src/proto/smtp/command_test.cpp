@@ -269,3 +269,21 @@ TEST(SmtpCommand, VerbTableIsIndexedByVerb) {
 
 }  // namespace
 }  // namespace buzon::smtp
+
+namespace buzon::smtp {
+namespace {
+
+// Regression (fuzz/smtp_command.cpp): an unknown parameter of any length must not make the reply
+// line longer than RFC 5321 §4.5.3.1.5's 512 octets.
+TEST(SmtpCommand, LongUnknownParameterIsNotEchoedWhole) {
+  auto r = parse_command("MAIL FROM:<a@b.ne> S" + std::string(2000, 'o'));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().reply.code, 555);
+  EXPECT_LT(format_reply(r.error().reply).size(), 512u);
+  auto r2 = parse_command("RCPT TO:<a@b.ne> X" + std::string(2000, '9'));
+  ASSERT_FALSE(r2);
+  EXPECT_LT(format_reply(r2.error().reply).size(), 512u);
+}
+
+}  // namespace
+}  // namespace buzon::smtp

@@ -272,3 +272,34 @@ TEST(SmtpBdatReader, LimitsApplyAcrossChunks) {
 
 }  // namespace
 }  // namespace buzon::smtp
+
+namespace buzon::smtp {
+namespace {
+
+// Regression (fuzz/smtp_data.cpp): the error must not depend on how the data was split into reads.
+TEST(DataReaderSplit, FirstLimitCrossedNamesTheErrorWhateverTheReads) {
+  const std::string in = std::string(300, 'x') + "\r\n.\r\n";
+  ContentLimits lim;
+  lim.max_line = 64;
+  lim.max_size = 200;
+  for (std::size_t piece : {std::size_t{1}, std::size_t{8}, std::size_t{100}, in.size()}) {
+    DataReader r(lim);
+    std::string out;
+    std::size_t pos = 0;
+    while (pos < in.size() && !r.done()) pos += r.feed(std::string_view(in).substr(pos, piece), out);
+    EXPECT_TRUE(r.done());
+    EXPECT_EQ(r.error(), ContentError::line_too_long) << "piece " << piece;
+  }
+  lim.max_line = 1000;
+  lim.max_size = 10;
+  for (std::size_t piece : {std::size_t{1}, std::size_t{3}, in.size()}) {
+    DataReader r(lim);
+    std::string out;
+    std::size_t pos = 0;
+    while (pos < in.size() && !r.done()) pos += r.feed(std::string_view(in).substr(pos, piece), out);
+    EXPECT_EQ(r.error(), ContentError::too_big) << "piece " << piece;
+  }
+}
+
+}  // namespace
+}  // namespace buzon::smtp
