@@ -321,5 +321,21 @@ TEST_F(RelayTest, SmarthostGetsEverythingWithAuth) {
   EXPECT_TRUE(spool->list().empty());
 }
 
+TEST_F(RelayTest, PartialRefusalWithoutPipelining) {
+  peer.ehlo = "250-peer.test\r\n250 8BITMIME\r\n";
+  peer.rcpt_replies["carol@b.test"] = "550 5.1.1 no such user";
+  peer.rcpt_replies["dave@b.test"] = "450 4.2.1 mailbox busy";
+  auto id = enqueue("alice@a.test", {"carol@b.test", "bob@b.test", "dave@b.test"});
+  run();
+  ASSERT_EQ(peer.messages.size(), 1u);
+  EXPECT_EQ(peer.messages[0], message);
+  auto e = spool->load(id);
+  ASSERT_TRUE(e) << e.error();
+  EXPECT_EQ(e->recipients[0].state, RcptState::failed);
+  EXPECT_EQ(e->recipients[1].state, RcptState::delivered);
+  EXPECT_EQ(e->recipients[2].state, RcptState::pending);
+  EXPECT_TRUE(delivery.got.empty());  // the failure DSN waits until the entry is finished
+}
+
 }  // namespace
 }  // namespace buzon::relay
