@@ -4,7 +4,8 @@ How the entries are made: this test writes them itself, byte for byte in the on-
 docs/QUEUE.md documents (msg/<id> + env/<id>, "buzon-queue-envelope 1"). That is the simplest
 honest way while the relay is built elsewhere, and it also checks that the documented format is
 the one the code reads. A live relay's lease is simulated exactly as the relay takes it: an
-exclusive flock on msg/<id> (fcntl.flock here).
+exclusive flock on msg/<id> (fcntl.flock here). The last test runs the commands against a live
+server whose relay holds the real leases (a submitted message that cannot be delivered).
 """
 import fcntl
 import os
@@ -183,3 +184,78 @@ def test_corrupt_envelope_and_crash_leftovers(spool):
     assert "corrupt envelope" in r.stderr and f"corrupt/{B}.env" in r.stderr
     assert (spool.dir / "corrupt" / f"{B}.env").exists() and (spool.dir / "corrupt" / f"{B}.msg").exists()
     assert list((spool.dir / "tmp").iterdir()) == []
+
+
+# --- against a live server: the relay holds leases, `buzon queue` coordinates with it ---------------
+
+def wait_for(pred, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_live_server_list_show_flush_hold_delete(buzon, tmp_path, monkeypatch):
+    """A message submitted to a running buzon for a remote domain whose DNS cannot answer stays
+    pending; `buzon queue` shows it, `flush` makes the live relay try again within scan_interval,
+    `hold` stops that, `delete` removes it, and the server keeps running. The server is set up as
+    test_submission.py does (STARTTLS, AUTH, [dns] at a closed port), plus a [queue] section: a
+    rescan every second and the automatic retry an hour away, so only `flush` makes it retry."""
+    import re
+    import test_submission
+    from test_submission import ALICE, MSG, PW, starttls_session, submission_server
+
+    orig = test_submission.tls_server
+
+    def with_queue(b, ca, accounts=None, **sections):
+        sections["queue"] = {"scan_interval": 1, "retry_first": 3600, "retry_max_interval": 3600}
+        return orig(b, ca, accounts=accounts, **sections)
+
+    monkeypatch.setattr(test_submission, "tls_server", with_queue)
+    srv = submission_server(buzon, tmp_path)
+    with starttls_session(srv) as s:
+        s.login(ALICE, PW[ALICE])
+        assert s.mail(ALICE)[0] == 250
+        assert s.rcpt("friend@remote.example")[0] == 250
+        code, reply = s.data(MSG)
+        assert code == 250, reply
+    qid = re.search(rb"queued as ([0-9A-Za-z]+)", reply).group(1).decode()
+
+    def q(*args):
+        r = srv.run_cli("queue", *args)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+    def attempts():
+        rc, out, _ = q("show", qid)
+        m = re.search(r"^attempts:\s+(\d+)$", out, re.M)
+        return int(m.group(1)) if rc == 0 and m else 0
+
+    wait_for(lambda: attempts() >= 1, what="the relay's first attempt")
+    rc, out, err = q("list")
+    assert rc == 0, err
+    line = out.splitlines()[0]
+    assert line.startswith(qid) and f"<{ALICE}>" in line and "friend@remote.example(pending)" in line, out
+    assert " in " in line  # next attempt an hour away
+    rc, out, _ = q("show", qid)
+    assert "last reply:" in out and "state:       pending" in out, out
+
+    before = attempts()
+    rc, out, err = q("flush", qid)
+    assert rc == 0, err
+    wait_for(lambda: attempts() > before, timeout=15, what="the live relay to pick up the flush")
+
+    rc, out, err = q("hold", qid)
+    assert rc == 0, err
+    rc, out, _ = q("flush")
+    assert out == "0 flushed, 0 being delivered now, 1 on hold\n"
+    held_attempts = attempts()
+    time.sleep(2.5)  # two scans: a held entry is not tried
+    assert attempts() == held_attempts
+
+    rc, out, err = q("delete", qid)
+    assert rc == 0 and out == f"{qid}: deleted\n", err
+    assert q("list")[1] == "queue is empty\n"
+    assert srv.proc.poll() is None, "the server died"
