@@ -54,6 +54,12 @@ NewMessage sample() {
   return m;
 }
 
+// One small entry: the sample envelope and a 3-octet message.
+std::expected<std::string, std::string> put(Spool& q, TimePoint t = at(1)) {
+  std::string_view body = "x\r\n";
+  return q.enqueue(sample(), std::span(&body, 1), t);
+}
+
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::ostringstream ss;
@@ -72,9 +78,8 @@ TEST(QueueId, ValidAndSortable) {
   auto s = Spool::open(t.path);
   ASSERT_TRUE(s) << s.error();
   std::string prev;
-  std::string_view body = "x\r\n";
   for (int i = 0; i < 5; ++i) {
-    auto id = (*s)->enqueue(sample(), std::span(&body, 1), at(1000));
+    auto id = put(**s, at(1000));
     ASSERT_TRUE(id) << id.error();
     EXPECT_TRUE(valid_id(*id));
     EXPECT_GT(*id, prev);  // time-ordered prefix (microseconds), strictly increasing here
@@ -262,9 +267,8 @@ TEST(Spool, CorruptEnvelopeIsReportedAndMovedAside) {
   TempDir t;
   auto s = Spool::open(t.path);
   ASSERT_TRUE(s);
-  std::string_view body = "x\r\n";
-  auto good = (*s)->enqueue(sample(), std::span(&body, 1), at(1));
-  auto bad = (*s)->enqueue(sample(), std::span(&body, 1), at(1));
+  auto good = put(**s);
+  auto bad = put(**s);
   ASSERT_TRUE(good && bad);
   {
     std::ofstream out(t.path / "env" / *bad, std::ios::binary | std::ios::trunc);
@@ -311,8 +315,7 @@ TEST(Spool, LeaseIsExclusiveBetweenProcesses) {
   TempDir t;
   auto s = Spool::open(t.path);
   ASSERT_TRUE(s);
-  std::string_view body = "x\r\n";
-  auto id = (*s)->enqueue(sample(), std::span(&body, 1), at(1));
+  auto id = put(**s);
   ASSERT_TRUE(id);
   int to_child[2], to_parent[2];
   ASSERT_EQ(::pipe(to_child), 0);

@@ -16,6 +16,7 @@ import time
 import pytest
 
 from conftest import BUZON_BIN
+from ops_support import wait_for
 
 NOW = int(time.time())
 
@@ -187,16 +188,6 @@ def test_corrupt_envelope_and_crash_leftovers(spool):
 
 
 # --- against a live server: the relay holds leases, `buzon queue` coordinates with it ---------------
-
-def wait_for(pred, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
 
 def test_live_server_list_show_flush_hold_delete(buzon, tmp_path, monkeypatch):
     """A message submitted to a running buzon for a remote domain whose DNS cannot answer stays
