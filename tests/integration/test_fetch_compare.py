@@ -116,6 +116,18 @@ def test_speed_vs_mpop_and_fetchmail(buzon, tmp_path):
             assert len(maildir_files(md)) == total
         return go
 
+    def run_buzon_mbox():
+        mbox = tmp_path / "b.mbox"
+        subprocess.run(["rm", "-rf", str(mbox), str(tmp_path / "b-state")], check=True)
+        pw = tmp_path / "pw"
+        pw.write_text(password + "\n")
+        r = subprocess.run([str(BUZON_BIN), "fetch", "--host", HOST, "--port", str(srv.port), "--user", USER,
+                            "--password-file", str(pw), "--tls", "none", "--state-dir", str(tmp_path / "b-state"),
+                            "--mbox", str(mbox), "--no-progress", "--keep", "--all"],
+                           capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")
+        assert mbox.read_bytes().count(b"\nFrom ") + 1 == total
+
     def run_mpop():
         md = tmp_path / "m-md"
         subprocess.run(["rm", "-rf", str(md)], check=True)
@@ -146,11 +158,13 @@ def test_speed_vs_mpop_and_fetchmail(buzon, tmp_path):
 
     t_buzon = timed(run_buzon())
     t_buzon_seq = timed(run_buzon("--no-pipelining"))
+    t_buzon_mbox = timed(run_buzon_mbox)
     t_mpop = timed(run_mpop)
     t_fetchmail = timed(run_fetchmail)
     report = (f"fetch speed, {total} messages (~{(n_small * 10 + n_big * 1024) / 1024:.0f} MiB), median of 3:\n"
               f"  buzon fetch (pipelined, Maildir, fsync)  {t_buzon:7.2f} s\n"
               f"  buzon fetch (--no-pipelining)          {t_buzon_seq:7.2f} s\n"
+              f"  buzon fetch (mbox file, fsync per batch) {t_buzon_mbox:7.2f} s   ratio fetchmail/buzon-mbox = {t_fetchmail / t_buzon_mbox:.2f}\n"
               f"  mpop (Maildir)                          {t_mpop:7.2f} s   ratio mpop/buzon = {t_mpop / t_buzon:.2f}\n"
               f"  fetchmail (bsmtp file, no fsync)        {t_fetchmail:7.2f} s   ratio fetchmail/buzon = {t_fetchmail / t_buzon:.2f}\n")
     print("\n" + report)
