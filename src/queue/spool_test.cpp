@@ -456,3 +456,29 @@ TEST(SpoolCrash, KilledEnqueuesLoseNothingReportedAndLeaveNoDebris) {
 
 }  // namespace
 }  // namespace buzon::queue
+
+namespace buzon::queue {
+namespace {
+
+// Not a pass/fail test of speed: prints what an enqueue (4 fsyncs) and a full list() cost on this
+// disk, for docs/QUEUE.md. BUZON_QUEUE_BENCH=N changes the entry count (default 200).
+TEST(SpoolCost, EnqueueAndListTimes) {
+  TempDir t;
+  auto s = Spool::open(t.path);
+  ASSERT_TRUE(s);
+  const int n = std::getenv("BUZON_QUEUE_BENCH") ? std::atoi(std::getenv("BUZON_QUEUE_BENCH")) : 200;
+  const std::string msg(4096, 'm');
+  std::string_view part = msg;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) ASSERT_TRUE((*s)->enqueue(sample(), std::span(&part, 1), at(1)));
+  const auto t1 = std::chrono::steady_clock::now();
+  const auto all = (*s)->list();
+  const auto t2 = std::chrono::steady_clock::now();
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(n));
+  using ms = std::chrono::duration<double, std::milli>;
+  std::printf("spool cost: %d enqueues of 4 KiB: %.2f ms each; list() of %d entries: %.1f ms\n", n,
+              ms(t1 - t0).count() / n, n, ms(t2 - t1).count());
+}
+
+}  // namespace
+}  // namespace buzon::queue
