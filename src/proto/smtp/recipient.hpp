@@ -2,6 +2,16 @@
 // an unknown user of a local domain, or somebody else's domain (relaying, which buzon never does
 // for an unauthenticated client).
 //
+// Address policy, in this order (README "Addresses and aliases"):
+//   1. the domain is compared case-insensitively; a domain alias (example.net -> example.com)
+//      replaces it;
+//   2. plus-addressing: "ana+tag@d" is "ana@d" unless "ana+tag@d" itself is an alias or a user
+//      (the delimiter is configurable, "" disables it); Delivered-To keeps the address as sent;
+//   3. postmaster@ and abuse@ (any case) of every local domain that are neither an alias nor a
+//      user go to the configured postmaster address (RFC 5321 §4.5.1);
+//   4. virtual aliases (auth/aliases.hpp): nested, several targets, catch-all per domain;
+//   5. each final address of a local domain is a user (below); others are remote (forwarding).
+//
 // Resolution: the domain must be one of `local_domains` (SMTP mode; case-insensitive, address
 // literals never match unless listed literally). The full address "local@domain" is looked up in
 // the directory first, then the local part alone, so a passwd-file may hold "ana@example.org" for
@@ -20,11 +30,14 @@
 // LIMITS    None beyond canonical_username's.
 #pragma once
 
+#include "auth/aliases.hpp"
 #include "auth/directory.hpp"
 #include "proto/smtp/command.hpp"
 #include "store/maildrop.hpp"
 
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,6 +49,10 @@ struct RecipientPolicy {
   auth::NameRules names;
   std::string mail_template = "mail/%d/%n/Maildir";
   std::filesystem::path base_dir = ".";
+  std::string delimiter = "+";                        // plus-addressing; "" = off
+  std::map<std::string, std::string> domain_aliases;  // lower case: alias domain -> real domain
+  std::string postmaster;                             // postmaster@/abuse@ target; "" = postmaster@<first local domain>
+  std::shared_ptr<const auth::AliasFile> aliases;     // nullptr = no aliases
 };
 
 enum class RcptVerdict {
@@ -53,10 +70,40 @@ struct ResolvedRecipient {
   std::string detail;      // for the log only
 };
 
+// ASCII lower case (domains, and addresses compared case-insensitively).
+std::string ascii_lower(std::string_view s);
+
 // True when `domain` is one of the local domains (ASCII case-insensitive).
 bool is_local_domain(std::string_view domain, const std::vector<std::string>& local_domains);
 
+// Every final target of one RCPT. verdict is `local` when the RCPT is accepted: `local` holds the
+// mailboxes (one per distinct target; Delivered-To is the address as sent for a plain address,
+// the target address for an alias) and `remote` the addresses to forward to. Otherwise the
+// verdict says why (an alias with a target that is not a mailbox is unknown_user, with `detail`
+// naming it; an alias loop or depth error, possible only through a reload race, is temp_failure).
+struct RecipientTargets {
+  RcptVerdict verdict = RcptVerdict::unknown_user;
+  std::vector<ResolvedRecipient> local;
+  std::vector<std::string> remote;
+  std::string detail;  // for the log only
+};
+
+RecipientTargets resolve_targets(const Mailbox& m, const RecipientPolicy& policy, const auth::Directory& directory);
+
+// One mailbox: resolve_targets() when it gives exactly one local target. An alias with several
+// or remote targets is temp_failure here (callers that deliver to one mailbox only); start-up
+// refuses such aliases until every caller handles them (alias_config_error).
 ResolvedRecipient resolve_recipient(const Mailbox& m, const RecipientPolicy& policy,
                                     const auth::Directory& directory);
+
+// "user+tag" -> "user" (the first delimiter character found after position 0); unchanged when the
+// delimiter is "" or absent. Any character of `delimiter` is a delimiter (Postfix's rule).
+std::string strip_extension(std::string_view local, std::string_view delimiter);
+
+// A start-up check of the aliases against what the receiving side can deliver today: remote
+// targets ("forwarding to remote addresses is not supported yet") and several targets. Empty when
+// fine; else "<file>:<line>: <what> (fix: ...)".
+std::string alias_config_error(const auth::AliasTable& table, const RecipientPolicy& policy,
+                               std::string_view path, bool several_targets_ok, bool remote_ok);
 
 }  // namespace buzon::smtp
