@@ -352,6 +352,15 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
       {"greet_pause", bounded(c.smtp.greet_pause, "greet_pause", 0, 60)},
       {"vrfy", [&](const toml::node& n) { return r.boolean(n, c.smtp.vrfy, "vrfy"); }},
       {"starttls", [&](const toml::node& n) { return r.boolean(n, c.smtp.starttls, "starttls"); }},
+      {"recipient_delimiter",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (auto e = r.str(n, c.smtp.recipient_delimiter, "recipient_delimiter")) return e;
+         for (char ch : c.smtp.recipient_delimiter)
+           if (ch == '@' || static_cast<unsigned char>(ch) <= 0x20 || static_cast<unsigned char>(ch) >= 0x7f || ch == '"')
+             return r.error_at(n, "'recipient_delimiter' must be printable ASCII other than '@'", "write \"+\" (or \"\" to turn it off)");
+         return std::nullopt;
+       }},
+      {"max_hops", bounded(c.smtp.max_hops, "max_hops", 1, 1000)},
   };
   Keys lmtp{
       {"listen", [&](const toml::node& n) { return listen_list(n, c.lmtp.listen, "listen", "127.0.0.1:24"); }},
@@ -678,6 +687,45 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
          return std::nullopt;
        }},
   };
+  // [aliases] (issue 10): the aliases file, the postmaster address, domain aliases.
+  Keys aliases{
+      {"file",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         std::string s;
+         if (auto e = r.str(n, s, "file")) return e;
+         c.aliases.file = s;
+         return std::nullopt;
+       }},
+      {"postmaster",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (auto e = r.str(n, c.aliases.postmaster, "postmaster")) return e;
+         const auto at = c.aliases.postmaster.find('@');
+         if (!c.aliases.postmaster.empty() && (at == 0 || at == std::string::npos || at + 1 == c.aliases.postmaster.size() ||
+                                              c.aliases.postmaster.find_first_of(" <>,", 0) != std::string::npos))
+           return r.error_at(n, fmt::format("'postmaster' = \"{}\" is not an address", c.aliases.postmaster),
+                             "write postmaster = \"admin@example.org\"");
+         return std::nullopt;
+       }},
+      {"domains",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         const char* fix = "write domains = { \"example.net\" = \"example.com\" } (both in [smtp] local_domains)";
+         if (!n.is_table()) return r.error_at(n, "'domains' must be a table of alias domain = real domain", fix);
+         c.aliases.domains.clear();
+         for (auto&& [k, v] : *n.as_table()) {
+           std::string to;
+           if (auto e = r.str(v, to, "domains")) return e;
+           std::string from(k.str());
+           for (char& ch : from)
+             if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+           for (char& ch : to)
+             if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+           if (from.empty() || to.empty() || from == to)
+             return r.error_at(v, fmt::format("domain alias '{}' -> '{}' is not two different domains", from, to), fix);
+           c.aliases.domains[from] = to;
+         }
+         return std::nullopt;
+       }},
+  };
   int auth_line = 0;
 
   Keys top{
@@ -705,6 +753,11 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
       {"dns", [&](const toml::node& n) { return section(n, "dns", dns); }},
       {"submission", [&](const toml::node& n) { return section(n, "submission", submission); }},
       {"dkim", [&](const toml::node& n) { return section(n, "dkim", dkim); }},
+      {"aliases",
+       [&](const toml::node& n) {
+         c.aliases.line = static_cast<int>(n.source().begin.line);
+         return section(n, "aliases", aliases);
+       }},
       // The client sections belong to `buzon fetch` and `buzon send`, which validate them strictly
       // (src/fetch/account.cpp, src/send/send_config.cpp); the server only checks their shape.
       {"fetch", [&](const toml::node& n) -> std::optional<ConfigError> {
@@ -721,7 +774,7 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
     if (it == top.end())
       return std::unexpected(ConfigError{file.string(), static_cast<int>(k.source().begin.line),
                                          fmt::format("unknown section [{}]", k.str()),
-                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [relay], [dns], [queue], [submission], [dkim], [fetch] or [send]"});
+                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [relay], [dns], [queue], [submission], [dkim], [aliases], [fetch] or [send]"});
     if (auto e = it->second(v)) return std::unexpected(*e);
   }
   // [tls] and its users (issue 3).
@@ -748,6 +801,18 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
   if (c.auth.failure_delay_max_ms < c.auth.failure_delay_ms)
     return std::unexpected(ConfigError{file.string(), auth_line, "[auth] failure_delay_max_ms is below failure_delay_ms",
                                        "make failure_delay_max_ms at least failure_delay_ms"});
+  for (const auto& [from, to] : c.aliases.domains) {
+    const auto& ld = c.smtp.local_domains;
+    for (const auto& d : {from, to})
+      if (std::find(ld.begin(), ld.end(), d) == ld.end())
+        return std::unexpected(ConfigError{file.string(), c.aliases.line,
+                                           fmt::format("[aliases] domains: '{}' is not a local domain", d),
+                                           fmt::format("add \"{}\" to [smtp] local_domains", d)});
+    if (c.aliases.domains.contains(to))
+      return std::unexpected(ConfigError{file.string(), c.aliases.line,
+                                         fmt::format("[aliases] domains: '{}' is itself an alias domain", to),
+                                         "point every alias domain at a real domain"});
+  }
   if (!c.proxy.listeners.empty() && c.proxy.trusted.empty())
     return std::unexpected(ConfigError{file.string(), 0, "[proxy] listeners is set but [proxy] trusted is empty",
                                        "list the addresses of your proxies in [proxy] trusted"});

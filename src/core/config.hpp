@@ -130,6 +130,17 @@ struct SmtpConfig {
   unsigned greet_pause = 0;                 // seconds before the greeting; early talkers are refused
   bool vrfy = false;                        // false: VRFY answers 252 (no user enumeration)
   bool starttls = true;                     // offer STARTTLS (RFC 3207) when [tls] is configured
+  std::string recipient_delimiter = "+";    // plus-addressing: each character separates user+tag; "" = off
+  unsigned max_hops = 50;                   // Received: fields before 554 5.4.6 (RFC 5321 §6.3)
+};
+
+// [aliases]: virtual aliases and address routing (README "Addresses and aliases").
+struct AliasesConfig {
+  std::filesystem::path file;                  // "alias@domain: target, ..." lines; "" = no aliases
+  std::string postmaster;                      // where postmaster@/abuse@ of every local domain go;
+                                               // "" = postmaster@<first local domain>
+  std::map<std::string, std::string> domains;  // lower case: alias domain -> real domain (both local)
+  int line = 0;                                // where [aliases] is, for errors
 };
 
 // [lmtp]: LMTP (RFC 2033) for an MTA in front (Postfix virtual_transport = lmtp:...). Shares the
@@ -222,6 +233,7 @@ struct Config {
   DnsConfig dns;
   SubmissionConfig submission;
   std::vector<DkimKeyConfig> dkim_keys;
+  AliasesConfig aliases;
 
   // A path from the config, made absolute against the config's directory.
   std::filesystem::path resolve(const std::filesystem::path& p) const;
