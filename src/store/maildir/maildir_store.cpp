@@ -145,6 +145,33 @@ struct MaildirMaildrop::Impl {
 
   int dirfd(Dir d) const { return d == Dir::new_dir ? new_dir.get() : cur_dir.get(); }
 
+  // The directory fds serve the initial scan and are closed after it, then opened again on first
+  // use (RETR, QUIT): an idle session holds only the lock's fd and its socket, 2 fds instead of 5,
+  // which is what bounds the number of idle sessions under RLIMIT_NOFILE (issue 6, workload 4).
+  Result<void> open_dirs() {
+    if (!root) {
+      auto r = open_dir(-1, path);
+      if (!r) return std::unexpected(r.error());
+      root = std::move(*r);
+    }
+    if (!new_dir) {
+      auto r = open_dir(root.get(), std::string(kNewDir));
+      if (!r) return std::unexpected(r.error());
+      new_dir = std::move(*r);
+    }
+    if (!cur_dir) {
+      auto r = open_dir(root.get(), std::string(kCurDir));
+      if (!r) return std::unexpected(r.error());
+      cur_dir = std::move(*r);
+    }
+    return {};
+  }
+  void close_dirs() {
+    new_dir.reset();
+    cur_dir.reset();
+    root.reset();
+  }
+
   std::string describe(Dir d, std::string_view name) const {
     std::string s = path;
     s += '/';
@@ -448,6 +475,7 @@ Result<std::unique_ptr<MessageReader>> MaildirMaildrop::open_message(std::size_t
   if (index >= m.entries.size()) return fail(StoreErrc::perm, "message index out of range");
   Entry& e = m.entries[index];
   if (e.deleted) return fail(StoreErrc::not_found, "message deleted: " + e.base);
+  if (auto r = m.open_dirs(); !r) return std::unexpected(r.error());
   for (int attempt = 0;; ++attempt) {
     UniqueFd fd(::openat(m.dirfd(e.dir), e.name.c_str(),
                          O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
@@ -469,6 +497,8 @@ Result<std::unique_ptr<MessageReader>> MaildirMaildrop::open_message(std::size_t
 Result<void> MaildirMaildrop::commit_deletes(std::span<const std::size_t> indexes) {
   Impl& m = *impl_;
   if (auto r = m.check_indexes(indexes); !r) return r;
+  if (indexes.empty()) return {};
+  if (auto r = m.open_dirs(); !r) return r;
   std::optional<StoreError> first_error;
   bool touched[2] = {false, false};
   bool index_changed = false;
@@ -507,6 +537,8 @@ Result<void> MaildirMaildrop::commit_deletes(std::span<const std::size_t> indexe
 Result<void> MaildirMaildrop::mark_seen(std::span<const std::size_t> indexes) {
   Impl& m = *impl_;
   if (auto r = m.check_indexes(indexes); !r) return r;
+  if (indexes.empty()) return {};
+  if (auto r = m.open_dirs(); !r) return r;
   std::optional<StoreError> first_error;
   bool touched[2] = {false, false};
   for (std::size_t i : indexes) {
@@ -556,13 +588,9 @@ Result<std::unique_ptr<MaildirMaildrop>> MaildirStore::open(const std::string& l
   if (!root) return std::unexpected(root.error());
   impl->root = std::move(*root);
   if (auto r = impl->lock(); !r) return std::unexpected(r.error());
-  auto nd = open_dir(impl->root.get(), std::string(kNewDir));
-  if (!nd) return std::unexpected(nd.error());
-  impl->new_dir = std::move(*nd);
-  auto cd = open_dir(impl->root.get(), std::string(kCurDir));
-  if (!cd) return std::unexpected(cd.error());
-  impl->cur_dir = std::move(*cd);
+  if (auto r = impl->open_dirs(); !r) return std::unexpected(r.error());
   if (auto r = impl->load(opts); !r) return std::unexpected(r.error());
+  impl->close_dirs();
   return std::unique_ptr<MaildirMaildrop>(new MaildirMaildrop(std::move(impl)));
 }
 

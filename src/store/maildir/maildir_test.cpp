@@ -721,3 +721,39 @@ TEST_F(MaildirTest, DeliverWhileMaildropIsOpenIsAllowed) {
 
 }  // namespace
 }  // namespace buzon::store::maildir
+
+namespace buzon::store::maildir {
+namespace {
+
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// Issue 6 (workload 4): an opened, idle maildrop holds one fd (its lock); the directories are
+// opened again when a message is read or the session commits.
+TEST_F(MaildirTest, IdleMaildropHoldsOnlyItsLock) {
+  put("new", "1700000000.M1P1.h", "a\n");
+  put("cur", "1700000001.M1P1.h:2,S", "b\n");
+  const std::size_t before = open_fds();
+  auto drop = must_open();
+  ASSERT_TRUE(drop);
+  EXPECT_EQ(open_fds(), before + 1) << "idle: only the lock";
+  auto reader = drop->open_message(1);
+  ASSERT_TRUE(reader.has_value());
+  char buf[16];
+  auto n = (*reader)->read(buf);
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(std::string_view(buf, *n), "b\n");
+  reader->reset();
+  const std::size_t seen[] = {0};
+  ASSERT_TRUE(drop->mark_seen(seen).has_value());
+  ASSERT_TRUE(drop->commit_deletes(seen).has_value());
+  EXPECT_FALSE(fs::exists(path("new", "1700000000.M1P1.h")));
+  drop.reset();
+  EXPECT_EQ(open_fds(), before) << "everything closed with the maildrop";
+}
+
+}  // namespace
+}  // namespace buzon::store::maildir
