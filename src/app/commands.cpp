@@ -98,6 +98,12 @@ int cmd_serve(const Options& opt) {
     spdlog::error("{}", plan.error());
     return fail(plan.error());
   }
+  const auto nofile = server::raise_fd_limit();
+  const std::uint64_t need = 2ull * cfg->server.max_connections + 64;  // socket + maildrop lock each
+  if (nofile < need)
+    spdlog::warn("open-file limit {} is below what max_connections={} needs (about {}); raise the hard "
+                 "limit (LimitNOFILE= in the systemd unit, ulimit -Hn) or lower max_connections",
+                 nofile, cfg->server.max_connections, need);
   server::Server s(*cfg);
   if (auto r = s.start(); !r) {
     spdlog::error("{}", r.error());

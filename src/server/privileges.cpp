@@ -1,5 +1,7 @@
 #include "server/privileges.hpp"
 
+#include <sys/resource.h>
+
 #include <fmt/format.h>
 
 #include <grp.h>
@@ -184,6 +186,21 @@ bool accessible_as(const PrivilegePlan& plan, const std::string& path, int mode)
   unsigned bits = (st.st_mode >> shift) & 7;
   unsigned want = ((mode & R_OK) ? 4u : 0u) | ((mode & W_OK) ? 2u : 0u) | ((mode & X_OK) ? 1u : 0u);
   return (bits & want) == want;
+}
+
+}  // namespace buzon::server
+
+namespace buzon::server {
+
+std::uint64_t raise_fd_limit() {
+  struct rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit want = rl;
+    want.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<std::uint64_t>(rl.rlim_cur);
 }
 
 }  // namespace buzon::server

@@ -15,6 +15,8 @@
 //           to switch per user (`buzon doctor` warns when they differ from the service user).
 #pragma once
 
+#include <cstdint>
+
 #include "core/config.hpp"
 
 #include <sys/types.h>
@@ -56,6 +58,11 @@ std::expected<void, std::string> drop_privileges(const PrivilegePlan& plan);
 
 // "uid=... gid=... groups=... caps=..." of the calling process, for logs and `doctor`.
 std::string describe_credentials();
+
+// Raises the soft RLIMIT_NOFILE to the hard limit (as nginx's worker_rlimit_nofile and Dovecot's
+// master do): every session holds fds, and the soft default (1024) would cap connections long
+// before max_connections. Returns the soft limit now in force.
+std::uint64_t raise_fd_limit();
 
 // Whether the current process (after the switch) can access `path` with `mode` (R_OK|W_OK|X_OK).
 bool can_access(const std::string& path, int mode);

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <algorithm>
+
 namespace buzon::server {
 namespace {
 
@@ -58,6 +62,26 @@ TEST(Privileges, DescribeCredentials) {
   auto d = describe_credentials();
   EXPECT_NE(d.find("uid="), std::string::npos);
   EXPECT_NE(d.find("caps="), std::string::npos);
+}
+
+}  // namespace
+}  // namespace buzon::server
+
+namespace buzon::server {
+namespace {
+
+TEST(FdLimit, SoftLimitIsRaisedToTheHardLimit) {
+  struct rlimit before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+  struct rlimit lowered = before;
+  lowered.rlim_cur = std::min<rlim_t>(before.rlim_max, 256);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  const auto now = raise_fd_limit();
+  struct rlimit after{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &after), 0);
+  EXPECT_EQ(after.rlim_cur, before.rlim_max);
+  EXPECT_EQ(now, after.rlim_cur == RLIM_INFINITY ? UINT64_MAX : after.rlim_cur);
+  ::setrlimit(RLIMIT_NOFILE, &before);
 }
 
 }  // namespace
