@@ -207,6 +207,12 @@ std::shared_ptr<const AliasTable> AliasFile::table() const {
   return table_;
 }
 
+void AliasFile::replace(AliasTable table) {
+  auto fresh = std::make_shared<const AliasTable>(std::move(table));
+  std::unique_lock lock(mutex_);
+  table_ = std::move(fresh);
+}
+
 std::expected<std::size_t, std::string> AliasFile::reload() {
   if (path_.empty()) return table()->size();
   auto t = load_aliases(path_);

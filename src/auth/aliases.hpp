@@ -79,6 +79,8 @@ class AliasFile {
   // Re-reads the file; on error the previous table stays and the error says why. Returns the
   // number of aliases now loaded.
   std::expected<std::size_t, std::string> reload();
+  // Swaps in a table loaded and checked elsewhere (all-or-nothing reloads).
+  void replace(AliasTable table);
   const std::filesystem::path& path() const noexcept { return path_; }
 
  private:

@@ -134,6 +134,7 @@ store::UidlFormat uidl_format(const std::string& s) {
 struct Server::Impl {
   Config cfg;
   std::unique_ptr<auth::PasswdFileDirectory> directory;
+  std::shared_ptr<auth::AliasFile> aliases;  // [aliases] file (issue 10), swapped on SIGHUP
   store::maildir::MaildirStore store;
   std::unique_ptr<net::WorkerPool> pool;
   std::unique_ptr<ConnLimiter> limiter;
@@ -215,6 +216,20 @@ std::expected<void, std::string> Server::start() {
   auto dir = auth::PasswdFileDirectory::open(cfg.resolve(cfg.users.passwd_file), rules);
   if (!dir) return std::unexpected(dir.error());
   d.directory = std::move(*dir);
+  // Aliases (issue 10): loaded and checked now; SIGHUP re-reads the file all or nothing.
+  auto load_aliases = [](const Config& c) {
+    return smtp::load_server_aliases(c.aliases.file.empty() ? std::filesystem::path() : c.resolve(c.aliases.file),
+                                     smtp::settings_from_config(c, smtp::Mode::smtp).recipients);
+  };
+  auto alias_table = load_aliases(cfg);
+  if (!alias_table) return std::unexpected(alias_table.error());
+  d.aliases = auth::AliasFile::from_table(std::move(*alias_table));
+  d.reload_hooks.push_back(ReloadHook{
+      "aliases", [&d, load_aliases](const Config& next) -> std::expected<std::function<void()>, std::string> {
+        auto t = load_aliases(next);
+        if (!t) return std::unexpected(t.error());
+        return [&d, t = std::move(*t)] { d.aliases->replace(t); };
+      }});
 
   unsigned threads = cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
   d.pool = std::make_unique<net::WorkerPool>(cfg.server.worker_threads, cfg.server.worker_threads * 64);
@@ -462,6 +477,7 @@ std::expected<void, std::string> Server::Impl::start_smtp() {
   }
   smtp.settings = smtp::settings_from_config(cfg, smtp::Mode::smtp);
   lmtp.settings = smtp::settings_from_config(cfg, smtp::Mode::lmtp);
+  smtp.settings.recipients.aliases = lmtp.settings.recipients.aliases = aliases;
   if (tls && cfg.smtp.starttls) {
     auto up = [t = tls](net::StreamPtr plain) { return t->start_tls(std::move(plain)); };
     smtp.start_tls = up;
@@ -537,6 +553,7 @@ std::expected<void, std::string> Server::Impl::start_submission() {
   if (sc.listen.empty() && sc.listen_tls.empty()) return {};
   auto& sub = submission;
   sub.settings = smtp::settings_from_config(cfg, smtp::Mode::submission);
+  sub.settings.recipients.aliases = aliases;
   sub.directory = directory.get();
   sub.delivery = &deliverer;
   sub.pool = pool.get();
@@ -669,6 +686,14 @@ std::expected<void, std::string> Server::Impl::start_relay() {
   if (!spool) return {};
   auto opt = relay::options_from_config(cfg);
   if (!opt) return std::unexpected(opt.error());
+  {
+    // Local recipients of the spool follow the same address policy as SMTP (issue 10).
+    const auto policy = smtp::settings_from_config(cfg, smtp::Mode::smtp).recipients;
+    opt->local.delimiter = policy.delimiter;
+    opt->local.domain_aliases = policy.domain_aliases;
+    opt->local.postmaster = policy.postmaster;
+    opt->local.aliases = aliases;
+  }
   auto res = dns::make_resolver(relay::resolver_options(cfg));
   if (!res) return std::unexpected(fmt::format("{}: [dns]: {}", cfg.file.string(), res.error()));
   resolver = std::move(*res);

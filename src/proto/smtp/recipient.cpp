@@ -229,4 +229,14 @@ std::string alias_config_error(const auth::AliasTable& table, const RecipientPol
   return {};
 }
 
+std::expected<auth::AliasTable, std::string> load_server_aliases(const std::filesystem::path& path,
+                                                                 const RecipientPolicy& policy) {
+  if (path.empty()) return auth::AliasTable{};
+  auto table = auth::load_aliases(path);
+  if (!table) return table;
+  // Several targets need one delivery per target for one RCPT, which the sessions do not do yet.
+  if (auto e = alias_config_error(*table, policy, path.string(), false, false); !e.empty()) return std::unexpected(e);
+  return table;
+}
+
 }  // namespace buzon::smtp

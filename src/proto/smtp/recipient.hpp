@@ -106,4 +106,9 @@ std::string strip_extension(std::string_view local, std::string_view delimiter);
 std::string alias_config_error(const auth::AliasTable& table, const RecipientPolicy& policy,
                                std::string_view path, bool several_targets_ok, bool remote_ok);
 
+// The server's aliases file: load_aliases() (syntax, cycles, depth) then alias_config_error() with
+// what the SMTP receiving side delivers today (one local target per alias). "" path = no aliases.
+std::expected<auth::AliasTable, std::string> load_server_aliases(const std::filesystem::path& path,
+                                                                 const RecipientPolicy& policy);
+
 }  // namespace buzon::smtp

@@ -20,6 +20,9 @@ Settings settings_from_config(const Config& cfg, Mode mode) {
   s.recipients.names = auth::NameRules{cfg.users.default_domain, cfg.users.lowercase};
   s.recipients.mail_template = cfg.mail.location;
   s.recipients.base_dir = cfg.dir;
+  s.recipients.delimiter = c.recipient_delimiter;     // [smtp] and [aliases] (issue 10); the aliases
+  s.recipients.domain_aliases = cfg.aliases.domains;  // file itself is loaded by the server
+  s.recipients.postmaster = cfg.aliases.postmaster;
   s.max_message_size = c.max_message_size;
   s.max_recipients = c.max_recipients;
   s.max_line_length = c.max_line_length;

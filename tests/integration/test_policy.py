@@ -1,0 +1,136 @@
+"""Address policy against a running buzon (issue 10): plus-addressing with the tag kept in
+Delivered-To, postmaster@ and abuse@ of every local domain, domain aliases, virtual aliases and a
+catch-all from the aliases file, SIGHUP reload of the aliases, and the start-up refusals (alias
+cycle with its chain, remote targets, several targets) with file:line."""
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import subprocess
+import time
+
+from conftest import BUZON_BIN, HOST, IO_TIMEOUT, START_TIMEOUT
+from smtp_support import pop_all, smtp_server, trace_fields, wait_smtp
+
+USERS = {"alice@example.com": "alice-pw-1", "bob@example.com": "bob-pw-22", "postmaster@example.com": "pm-pw-333"}
+DOMAINS = ["example.com", "example.net", "example.org"]
+
+
+def policy_server(buzon, aliases: str | None = None, start: bool = True, **aliases_section):
+    section = dict(aliases_section)
+    if aliases is not None:
+        section["file"] = "aliases"
+    sections = {"aliases": section} if section else {}
+    srv = smtp_server(buzon, users=USERS, smtp={"local_domains": DOMAINS}, start=False, **sections)
+    if aliases is not None:
+        (srv.root / "aliases").write_text(aliases)
+    if start:
+        srv.start()
+        wait_smtp(srv.smtp_port)
+    return srv
+
+
+def send(srv, rcpt: str, body: str = "Subject: policy\r\n\r\nhello\r\n") -> None:
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=IO_TIMEOUT) as s:
+        s.sendmail("sender@remote.test", [rcpt], body)
+
+
+def delivered_to(srv, user: str) -> list[bytes]:
+    out = []
+    for m in pop_all(srv, user):
+        t = trace_fields(m)
+        out.append(t.split(b"Delivered-To: ", 1)[1].split(b"\r\n", 1)[0])
+    return out
+
+
+def refused(srv, rcpt: str) -> tuple[int, bytes]:
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=IO_TIMEOUT) as s:
+        s.ehlo()
+        s.mail("sender@remote.test")
+        return s.rcpt(rcpt)
+
+
+def test_plus_address_domain_alias_and_case(buzon):
+    srv = policy_server(buzon, domains={"\"example.net\"": "example.com"})  # quoted: a dotted TOML key otherwise
+    send(srv, "alice+lists@example.com")
+    send(srv, "Alice@EXAMPLE.NET")
+    send(srv, "bob+x@example.net")
+    assert delivered_to(srv, "alice@example.com") == [b"alice+lists@example.com", b"Alice@EXAMPLE.NET"]
+    assert delivered_to(srv, "bob@example.com") == [b"bob+x@example.net"]
+    code, _ = refused(srv, "nobody+tag@example.com")
+    assert code == 550
+
+
+def test_plus_addressing_can_be_turned_off(buzon):
+    srv = smtp_server(buzon, users=USERS, smtp={"local_domains": DOMAINS, "recipient_delimiter": ""})
+    code, _ = refused(srv, "alice+lists@example.com")
+    assert code == 550
+    send(srv, "alice@example.com")
+    assert delivered_to(srv, "alice@example.com") == [b"alice@example.com"]
+
+
+def test_postmaster_and_abuse_of_every_domain(buzon):
+    srv = policy_server(buzon)
+    send(srv, "postmaster@example.org")
+    send(srv, "abuse@example.net")
+    send(srv, "Postmaster")  # RFC 5321 §4.1.1.3: no domain
+    assert delivered_to(srv, "postmaster@example.com") == [b"postmaster@example.org", b"abuse@example.net",
+                                                            b"postmaster@example.com"]
+
+
+def test_postmaster_to_a_configured_mailbox(buzon):
+    srv = policy_server(buzon, postmaster="bob@example.com")
+    send(srv, "abuse@example.org")
+    assert delivered_to(srv, "bob@example.com") == [b"abuse@example.org"]
+    assert pop_all(srv, "postmaster@example.com") == []
+
+
+def test_aliases_catch_all_and_reload(buzon):
+    srv = policy_server(buzon, aliases="# team\nsales@example.com: alice@example.com\n"
+                                       "info@example.org: sales@example.com  # nested\n"
+                                       "@example.org: bob@example.com\n")
+    send(srv, "sales@example.com")
+    send(srv, "Info+web@example.org")
+    send(srv, "whoever@example.org")
+    assert delivered_to(srv, "alice@example.com") == [b"alice@example.com", b"alice@example.com"]
+    assert delivered_to(srv, "bob@example.com") == [b"bob@example.com"]
+    assert refused(srv, "whoever@example.com")[0] == 550  # no catch-all there
+    # SIGHUP: a new alias; then a broken file keeps the old table.
+    (srv.root / "aliases").write_text("sales@example.com: bob@example.com\n")
+    os.kill(srv.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reloaded" not in srv.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    send(srv, "sales@example.com")
+    assert len(pop_all(srv, "bob@example.com")) == 2
+    (srv.root / "aliases").write_text("a@example.com: b@example.com\nb@example.com: a@example.com\n")
+    os.kill(srv.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "alias loop" not in srv.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "alias loop: a@example.com -> b@example.com -> a@example.com" in srv.log()
+    send(srv, "sales@example.com")
+    assert len(pop_all(srv, "bob@example.com")) == 3
+
+
+def start_fails(srv) -> str:
+    p = subprocess.run([str(BUZON_BIN), "--config", str(srv.cfg_path), "serve"], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=START_TIMEOUT, cwd=srv.root)
+    assert p.returncode != 0, "buzon started with a bad aliases file"
+    return p.stderr.decode(errors="replace")
+
+
+def test_alias_cycle_is_refused_at_start_up_with_the_chain(buzon):
+    srv = policy_server(buzon, aliases="\na@example.com: b@example.com\nb@example.com: c@example.com\n"
+                                       "c@example.com: a@example.com\n", start=False)
+    err = start_fails(srv)
+    assert "aliases:2: alias loop: a@example.com -> b@example.com -> c@example.com -> a@example.com" in err, err
+
+
+def test_unsupported_targets_are_refused_at_start_up(buzon):
+    srv = policy_server(buzon, aliases="fwd@example.com: someone@remote.test\n", start=False)
+    err = start_fails(srv)
+    assert "aliases:1: forwarding to remote addresses is not supported yet: someone@remote.test" in err, err
+    (srv.root / "aliases").write_text("x\n")
+    assert "aliases:1: no ':' after the alias" in start_fails(srv)
