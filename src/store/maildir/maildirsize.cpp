@@ -1,0 +1,128 @@
+// store/maildir/maildirsize.cpp — Maildir++ maildirsize (see maildirsize.hpp).
+//
+// SECURITY  Strict number parsing; malformed files are recalculated by the caller.
+// STANDARDS Maildir++ quotas (Courier), Dovecot maildir quota.
+// LIMITS    Values up to 2^62 octets.
+#include "store/maildir/maildirsize.hpp"
+
+#include <charconv>
+
+namespace buzon::store::maildir {
+
+namespace {
+
+constexpr std::uint64_t kMaxValue = std::uint64_t{1} << 62;
+
+std::optional<std::int64_t> number(std::string_view s, bool allow_negative) {
+  if (s.empty()) return std::nullopt;
+  bool negative = false;
+  if (s.front() == '-') {
+    if (!allow_negative) return std::nullopt;
+    negative = true;
+    s.remove_prefix(1);
+  }
+  std::uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size() || v > kMaxValue) return std::nullopt;
+  return negative ? -static_cast<std::int64_t>(v) : static_cast<std::int64_t>(v);
+}
+
+}  // namespace
+
+std::string format_quota_limits(const QuotaLimits& limits) {
+  std::string s;
+  if (limits.bytes) s += std::to_string(limits.bytes) + "S";
+  if (limits.messages) s += (s.empty() ? "" : ",") + std::to_string(limits.messages) + "C";
+  return s;
+}
+
+std::optional<QuotaLimits> parse_quota_limits(std::string_view line) {
+  QuotaLimits l;
+  if (!line.empty() && line.back() == ',') return std::nullopt;
+  while (!line.empty()) {
+    const auto comma = line.find(',');
+    std::string_view part = line.substr(0, comma);
+    line = comma == std::string_view::npos ? std::string_view() : line.substr(comma + 1);
+    if (part.size() < 2) return std::nullopt;
+    const char kind = part.back();
+    auto v = number(part.substr(0, part.size() - 1), false);
+    if (!v) return std::nullopt;
+    if (kind == 'S')
+      l.bytes = static_cast<std::uint64_t>(*v);
+    else if (kind == 'C')
+      l.messages = static_cast<std::uint64_t>(*v);
+    else
+      return std::nullopt;
+  }
+  return l;
+}
+
+std::optional<Maildirsize> parse_maildirsize(std::string_view text) {
+  Maildirsize m;
+  const auto nl = text.find('\n');
+  if (nl == std::string_view::npos) return std::nullopt;  // not even a complete limits line
+  auto limits = parse_quota_limits(text.substr(0, nl));
+  if (!limits) return std::nullopt;
+  m.limits = *limits;
+  text = text.substr(nl + 1);
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    if (end == std::string_view::npos) break;  // a partial last line (a writer died): ignored
+    std::string_view line = text.substr(0, end);
+    text = text.substr(end + 1);
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    if (line.empty()) continue;
+    const auto sp = line.find(' ');
+    if (sp == std::string_view::npos) return std::nullopt;
+    std::string_view second = line.substr(sp + 1);
+    while (!second.empty() && second.front() == ' ') second.remove_prefix(1);
+    auto b = number(line.substr(0, sp), true);
+    auto c = number(second, true);
+    if (!b || !c) return std::nullopt;
+    m.usage.bytes += *b;
+    m.usage.messages += *c;
+  }
+  return m;
+}
+
+std::string format_maildirsize(const QuotaLimits& limits, const QuotaUsage& usage) {
+  return format_quota_limits(limits) + "\n" + format_quota_change(usage.bytes, usage.messages);
+}
+
+std::string format_quota_change(std::int64_t bytes, std::int64_t messages) {
+  return std::to_string(bytes) + " " + std::to_string(messages) + "\n";
+}
+
+bool maildirsize_needs_recalc(std::size_t file_size, std::chrono::seconds age, const QuotaLimits& in_file,
+                              const QuotaLimits& configured) {
+  return file_size > kMaildirsizeRecalcBytes || age > kMaildirsizeMaxAge || in_file.bytes != configured.bytes ||
+         in_file.messages != configured.messages;
+}
+
+bool quota_allows(const QuotaLimits& limits, const QuotaUsage& usage, std::uint64_t bytes) {
+  const auto used_bytes = static_cast<std::uint64_t>(usage.bytes < 0 ? 0 : usage.bytes);
+  const auto used_count = static_cast<std::uint64_t>(usage.messages < 0 ? 0 : usage.messages);
+  if (limits.bytes && used_bytes + bytes > limits.bytes) return false;
+  if (limits.messages && used_count + 1 > limits.messages) return false;
+  return true;
+}
+
+std::optional<std::uint64_t> parse_quota_size(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  std::uint64_t mult = 1;
+  switch (text.back()) {
+    case 'k': case 'K': mult = 1024; break;
+    case 'M': mult = 1024ull * 1024; break;
+    case 'G': mult = 1024ull * 1024 * 1024; break;
+    case 'T': mult = 1024ull * 1024 * 1024 * 1024; break;
+    default: break;
+  }
+  if (mult != 1) text.remove_suffix(1);
+  auto v = number(text, false);
+  if (!v) return std::nullopt;
+  const auto n = static_cast<std::uint64_t>(*v);
+  if (n > kMaxValue / mult) return std::nullopt;
+  return n * mult;
+}
+
+}  // namespace buzon::store::maildir

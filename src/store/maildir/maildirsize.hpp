@@ -1,0 +1,73 @@
+// store/maildir/maildirsize.hpp — the Maildir++ quota file `maildirsize` (issue 10): its format,
+// the usage it adds up to, whether it must be recalculated, and whether a new message fits.
+//
+// FORMAT    (Maildir++ "quotas", as Courier and Dovecot write it) first line: the limits,
+//           comma-separated "<bytes>S" and/or "<count>C" (either may be absent: no limit; an empty
+//           line: no quota); then one line per change "<bytes> <count>" (negative for removals:
+//           POP3 deletions). Usage is the sum of every change line. The file is recalculated
+//           (rewritten from a scan of cur/ and new/) when it grows over 5120 octets or is older
+//           than 15 minutes, as Courier and Dovecot do, so concurrent writers that lost an append
+//           cannot skew it for long.
+// SECURITY  The file may be written by other tools (Dovecot, maildrop): parsing is strict about
+//           numbers and refuses absurd values rather than trusting them; a bad file is
+//           recalculated, never a reason to refuse mail.
+// STANDARDS Maildir++ (Courier, "maildirquota"); Dovecot's maildir quota backend.
+// THREADS   Pure.
+// LIMITS    kMaildirsizeRecalcBytes, kMaildirsizeMaxAge.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace buzon::store::maildir {
+
+inline constexpr std::size_t kMaildirsizeRecalcBytes = 5120;
+inline constexpr std::chrono::seconds kMaildirsizeMaxAge{15 * 60};
+
+struct QuotaLimits {
+  std::uint64_t bytes = 0;     // 0 = no limit
+  std::uint64_t messages = 0;  // 0 = no limit
+  bool any() const { return bytes != 0 || messages != 0; }
+};
+
+struct QuotaUsage {
+  std::int64_t bytes = 0;
+  std::int64_t messages = 0;
+};
+
+struct Maildirsize {
+  QuotaLimits limits;
+  QuotaUsage usage;
+};
+
+// "<bytes>S,<count>C" (only the parts that are set; "" when there is no limit).
+std::string format_quota_limits(const QuotaLimits& limits);
+// Parses the first line ("10485760S,1000C", "1000C", ""). nullopt when it is not that format.
+std::optional<QuotaLimits> parse_quota_limits(std::string_view line);
+
+// The whole file: the limits line then the sum of the change lines. nullopt when any line is
+// malformed (then recalculate).
+std::optional<Maildirsize> parse_maildirsize(std::string_view text);
+
+// A fresh file: the limits line and one line with the scanned usage.
+std::string format_maildirsize(const QuotaLimits& limits, const QuotaUsage& usage);
+// One change line to append: "<bytes> <count>\n" (negative when messages were removed).
+std::string format_quota_change(std::int64_t bytes, std::int64_t messages);
+
+// Courier/Dovecot rule: rewrite the file when it is over 5120 octets or older than 15 minutes,
+// or when its limits line differs from the configured limits.
+bool maildirsize_needs_recalc(std::size_t file_size, std::chrono::seconds age, const QuotaLimits& in_file,
+                              const QuotaLimits& configured);
+
+// Whether a message of `bytes` octets still fits (a message that reaches the limit exactly fits;
+// a mailbox already over it accepts nothing more).
+bool quota_allows(const QuotaLimits& limits, const QuotaUsage& usage, std::uint64_t bytes);
+
+// "1G", "500M", "20k", "1048576" -> octets (powers of 1024, Dovecot's convention); nullopt on a
+// bad value. "0" = no limit.
+std::optional<std::uint64_t> parse_quota_size(std::string_view text);
+
+}  // namespace buzon::store::maildir
