@@ -577,6 +577,15 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
        [&](const toml::node& n) { return r.uint(n, c.relay.connect_timeout, "connect_timeout", 1, 3600); }},
       {"command_timeout",
        [&](const toml::node& n) { return r.uint(n, c.relay.command_timeout, "command_timeout", 1, 3600); }},
+      {"source_address",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         if (auto e = r.str(n, c.relay.source_address, "source_address")) return e;
+         unsigned char buf[16];
+         const auto& a = c.relay.source_address;
+         if (a.empty() || inet_pton(AF_INET, a.c_str(), buf) == 1 || inet_pton(AF_INET6, a.c_str(), buf) == 1)
+           return std::nullopt;
+         return r.error_at(n, fmt::format("bad source_address '{}'", a), "write a numeric address such as \"192.0.2.25\"");
+       }},
       {"transport",
        [&](const toml::node& n) -> std::optional<ConfigError> {
          if (!n.is_array_of_tables())

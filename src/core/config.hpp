@@ -184,6 +184,7 @@ struct RelayConfig {
   unsigned max_per_domain = 4;        // per destination domain
   unsigned connect_timeout = 30;      // seconds
   unsigned command_timeout = 300;     // seconds per reply (RFC 5321 §4.5.3.2)
+  std::string source_address;         // numeric address outbound connections come from; "" = any
 };
 
 // [dns]: the resolver of the relay. servers empty = /etc/resolv.conf.

@@ -33,6 +33,7 @@ max_connections = 7
 max_per_domain = 2
 connect_timeout = 9
 command_timeout = 60
+source_address = "127.0.0.2"
 
 [[relay.transport]]
 domain = "B.Test"
@@ -60,6 +61,7 @@ tries = 3
   EXPECT_EQ(c->relay.max_per_domain, 2u);
   EXPECT_EQ(c->relay.connect_timeout, 9u);
   EXPECT_EQ(c->relay.command_timeout, 60u);
+  EXPECT_EQ(c->relay.source_address, "127.0.0.2");
   ASSERT_EQ(c->relay.transports.size(), 2u);
   EXPECT_EQ(c->relay.transports[0].domain, "b.test");
   EXPECT_EQ(c->relay.transports[0].host, "127.0.0.3");
@@ -85,6 +87,7 @@ TEST(ConfigRelay, ErrorsNameTheLine) {
   EXPECT_NE(bad("[[relay.transport]]\ndomain = \"x\"\nhost = \"h\"\nport = 2\n").find("unknown key 'port'"),
             std::string::npos);
   EXPECT_NE(bad("[dns]\nservers = [\"ns.example.org\"]\n").find("bad DNS server"), std::string::npos);
+  EXPECT_NE(bad("[relay]\nsource_address = \"mx.example.org\"\n").find("bad source_address"), std::string::npos);
   EXPECT_NE(bad("[dns]\ntries = 0\n").find("out of range"), std::string::npos);
 }
 

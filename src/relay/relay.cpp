@@ -109,6 +109,7 @@ std::expected<Options, std::string> options_from_config(const Config& cfg) {
   o.max_per_domain = r.max_per_domain;
   o.connect_timeout = std::chrono::seconds(r.connect_timeout);
   o.command_timeout = std::chrono::seconds(r.command_timeout);
+  o.source_address = r.source_address;
   o.local.local_domains = cfg.smtp.local_domains;
   o.local.require_local_domain = true;
   o.local.names = auth::NameRules{cfg.users.default_domain, cfg.users.lowercase};
@@ -134,7 +135,11 @@ struct Relay::Round {
 };
 
 Relay::Relay(asio::any_io_executor ex, Services services, Options options)
-    : ex_(std::move(ex)), s_(services), o_(std::move(options)), connect_(tcp_connect), now_(system_now) {}
+    : ex_(std::move(ex)), s_(services), o_(std::move(options)), now_(system_now) {
+  connect_ = [src = o_.source_address](std::string address, std::uint16_t port, std::chrono::milliseconds timeout) {
+    return tcp_connect(std::move(address), port, timeout, src);
+  };
+}
 
 Relay::~Relay() { stop(); }
 

@@ -66,6 +66,7 @@ struct Options {
   unsigned max_connections = 20, max_per_domain = 4;
   std::chrono::milliseconds connect_timeout{30'000};
   std::chrono::milliseconds command_timeout{300'000};
+  std::string source_address;           // outbound connections bind to it; "" = the kernel chooses
   smtp::RecipientPolicy local;          // local domains and mailbox locations
 };
 
@@ -82,11 +83,12 @@ struct Services {
   net::WorkerPool* pool = nullptr;
 };
 
-// Opens a TCP connection to a numeric address (tests replace it).
+// Opens a TCP connection to a numeric address (tests may replace it); the default one binds to
+// Options::source_address when set.
 using Connector = std::function<asio::awaitable<std::expected<std::unique_ptr<net::Stream>, std::string>>(
     std::string address, std::uint16_t port, std::chrono::milliseconds timeout)>;
 asio::awaitable<std::expected<std::unique_ptr<net::Stream>, std::string>> tcp_connect(
-    std::string address, std::uint16_t port, std::chrono::milliseconds timeout);
+    std::string address, std::uint16_t port, std::chrono::milliseconds timeout, std::string source = {});
 
 // The STARTTLS upgrade of the relay's client (relay/starttls.cpp): no verification with `verify`
 // false (opportunistic TLS), else the system CAs and `host`.

@@ -69,13 +69,24 @@ class RelayTlsStream final : public net::Stream {
 }  // namespace
 
 asio::awaitable<std::expected<std::unique_ptr<net::Stream>, std::string>> tcp_connect(
-    std::string address, std::uint16_t port, std::chrono::milliseconds timeout) {
+    std::string address, std::uint16_t port, std::chrono::milliseconds timeout, std::string source) {
   using Result = std::expected<std::unique_ptr<net::Stream>, std::string>;
   asio::error_code ec;
   auto ip = asio::ip::make_address(address, ec);
   if (ec) co_return Result(std::unexpected(fmt::format("bad address {}", address)));
   auto ex = co_await asio::this_coro::executor;
   asio::ip::tcp::socket sock(ex);
+  if (!source.empty()) {
+    auto src = asio::ip::make_address(source, ec);
+    if (ec) co_return Result(std::unexpected(fmt::format("bad source address {}", source)));
+    if (src.is_v4() != ip.is_v4()) {
+      // The other address family: let the kernel choose the source.
+    } else {
+      sock.open(ip.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), ec);
+      if (!ec) sock.bind(asio::ip::tcp::endpoint(src, 0), ec);
+      if (ec) co_return Result(std::unexpected(fmt::format("cannot bind to source address {}: {}", source, ec.message())));
+    }
+  }
   asio::steady_timer timer(ex);
   timer.expires_after(timeout);
   using namespace asio::experimental::awaitable_operators;

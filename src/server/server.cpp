@@ -694,14 +694,16 @@ std::expected<void, std::string> Server::Impl::start_relay() {
     opt->local.postmaster = policy.postmaster;
     opt->local.aliases = aliases;
   }
+  const std::string relay_helo = opt->hostname;
   auto res = dns::make_resolver(relay::resolver_options(cfg));
   if (!res) return std::unexpected(fmt::format("{}: [dns]: {}", cfg.file.string(), res.error()));
   resolver = std::move(*res);
   relay = std::make_unique<relay::Relay>(relay_io.get_executor(),
                                          relay::Services{spool.get(), resolver.get(), &deliverer, directory.get(), pool.get()},
                                          std::move(*opt));
-  spdlog::info("relay started helo={} tls={} dns={}", cfg.relay.helo_name.empty() ? cfg.server.hostname : cfg.relay.helo_name,
-               cfg.relay.tls, cfg.dns.servers.empty() ? std::string("system") : fmt::format("{}", fmt::join(cfg.dns.servers, ",")));
+  spdlog::info("relay started helo={} tls={} dns={} smarthost={}", relay_helo, cfg.relay.tls,
+               cfg.dns.servers.empty() ? std::string("system") : fmt::format("{}", fmt::join(cfg.dns.servers, ",")),
+               cfg.relay.smarthost.empty() ? std::string("-") : cfg.relay.smarthost);
   return {};
 }
 

@@ -82,6 +82,7 @@ class Providers:
         self.a = buzon(users={ALICE: PW[ALICE]}, start=False, root=tmp_path / "provider-a", config={
             **common,
             "server": {"hostname": "mx.a.test"},
+            "relay": {**common["relay"], "source_address": A_IP},  # A's mail leaves from A's address
             "tls": {"cert": str(a_cert), "key": str(a_key)},
             "smtp": {"listen": [f"{A_IP}:{self.a_smtp}"], "local_domains": ["a.test"]},
             "submission": {"listen": [f"{A_IP}:{self.a_sub}"]},
@@ -191,7 +192,7 @@ def test_alice_at_a_to_bob_at_b_over_mx_and_starttls(providers):
         print("  ", r.decode(errors="replace")[:200])
     assert len(rec) >= 2, head
     # Newest first: B's (from A's relay, over TLS), then A's (the submission, authenticated).
-    assert b"by mx.b.test" in rec[0] and b"from mx.a.test" in rec[0], rec[0]
+    assert b"by mx.b.test" in rec[0] and b"from mx.a.test" in rec[0] and b"[127.0.0.2]" in rec[0], rec[0]
     assert b"with ESMTPS" in rec[0], rec[0]  # STARTTLS between the providers (RFC 3848)
     assert b"by mx.a.test" in rec[1] and b"with ESMTPSA" in rec[1], rec[1]
     assert b"Return-Path: <alice@a.test>" in head and b"Delivered-To: bob@b.test" in head
