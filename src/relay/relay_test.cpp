@@ -29,7 +29,9 @@ struct FakeResolver : dns::Resolver {
     if (auto it = mxs.find(std::string(domain)); it != mxs.end()) return it->second;
     return std::unexpected(dns::DnsError{dns::DnsErrc::nxdomain, std::string(domain) + ": no such domain"});
   }
-  dns::DnsResult<std::vector<std::string>> addresses(std::string_view) override {
+  dns::DnsResult<std::vector<std::string>> addresses(std::string_view host) override {
+    if (host == "dead.b.test") return std::vector<std::string>{"127.0.0.9"};  // nothing listens there
+    if (host == "gone.b.test") return std::unexpected(dns::DnsError{dns::DnsErrc::nxdomain, "gone.b.test: no address"});
     return std::vector<std::string>{"127.0.0.1"};
   }
 };
@@ -335,6 +337,25 @@ TEST_F(RelayTest, PartialRefusalWithoutPipelining) {
   EXPECT_EQ(e->recipients[1].state, RcptState::delivered);
   EXPECT_EQ(e->recipients[2].state, RcptState::pending);
   EXPECT_TRUE(delivery.got.empty());  // the failure DSN waits until the entry is finished
+}
+
+TEST_F(RelayTest, TriesEachMxHostInTurn) {
+  resolver.mxs["b.test"] = std::vector<dns::MxRecord>{{30, "mx.b.test"}, {10, "gone.b.test"}, {20, "dead.b.test"}};
+  enqueue("alice@a.test", {"bob@b.test"});
+  run();
+  ASSERT_EQ(peer.messages.size(), 1u);  // gone (no address), dead (refused), then mx.b.test
+  EXPECT_TRUE(spool->list().empty());
+}
+
+TEST_F(RelayTest, NoMxHostAnswersStaysPending) {
+  resolver.mxs["b.test"] = std::vector<dns::MxRecord>{{10, "dead.b.test"}};
+  auto id = enqueue("alice@a.test", {"bob@b.test"});
+  run();
+  auto e = spool->load(id);
+  ASSERT_TRUE(e) << e.error();
+  EXPECT_EQ(e->recipients[0].state, RcptState::pending);
+  EXPECT_NE(e->recipients[0].last_reply.find("4.4.1"), std::string::npos) << e->recipients[0].last_reply;
+  EXPECT_NE(e->recipients[0].last_reply.find("127.0.0.9"), std::string::npos) << e->recipients[0].last_reply;
 }
 
 }  // namespace
