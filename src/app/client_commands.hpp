@@ -26,6 +26,11 @@ struct DkimCli;
 CLI::App* add_dkim_command(CLI::App& app, DkimCli*& cli);
 int cmd_dkim(const DkimCli& cli);
 
+// Registers `alias add|del|list` (src/app/cmd_alias.cpp); runs the one given.
+struct AliasCli;
+CLI::App* add_alias_command(CLI::App& app, AliasCli*& cli);
+int cmd_alias(const Options& opt, const AliasCli& cli);
+
 // True when the program was started as "sendmail" (a symlink): then it behaves as `buzon send`.
 bool invoked_as_sendmail(const char* argv0);
 

@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   auto* queue = add_queue_command(app, queue_cli);
   DkimCli* dkim_cli = nullptr;
   auto* dkim = add_dkim_command(app, dkim_cli);
+  AliasCli* alias_cli = nullptr;
+  auto* alias = add_alias_command(app, alias_cli);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   if (*send) return cmd_send(opt, send->remaining());
   if (*queue) return cmd_queue(opt, *queue_cli);
   if (*dkim) return cmd_dkim(*dkim_cli);
+  if (*alias) return cmd_alias(opt, *alias_cli);
   if (*doctor) return cmd_doctor(opt);
   if (*uadd) return cmd_user_add(opt, u);
   if (*upasswd) return cmd_user_passwd(opt, u);

@@ -5,6 +5,8 @@
 // LIMITS    See aliases.hpp.
 #include "auth/aliases.hpp"
 
+#include "auth/passwd_edit.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -43,6 +45,18 @@ std::string chain_text(const std::vector<std::string>& chain, std::string_view l
   std::string s;
   for (const auto& c : chain) s += c + " -> ";
   return s + std::string(last);
+}
+
+std::expected<std::string, std::string> alias_key(std::string_view alias) {
+  std::string key;
+  if (!alias.empty() && alias.front() == '@') {
+    const std::string d = normalize_alias_address("x" + std::string(alias));
+    if (!d.empty()) key = d.substr(1);
+  } else {
+    key = normalize_alias_address(alias);
+  }
+  if (key.empty()) return std::unexpected("'" + std::string(alias) + "' is not an address or @domain");
+  return key_of(key);
 }
 
 struct Expander {
@@ -123,16 +137,10 @@ std::expected<AliasTable, ParseErrorAt> parse_aliases(std::string_view text) {
     if (colon == std::string_view::npos)
       return std::unexpected(ParseErrorAt{lineno, "no ':' after the alias (fix: write \"alias@domain: target@domain\")"});
     const std::string_view name = trim(line.substr(0, colon));
-    std::string key;
-    if (!name.empty() && name.front() == '@') {
-      const std::string d = normalize_alias_address("x" + std::string(name));
-      if (!d.empty()) key = d.substr(1);
-    } else {
-      key = normalize_alias_address(name);
-    }
-    if (key.empty())
+    auto parsed_key = alias_key(name);
+    if (!parsed_key)
       return std::unexpected(ParseErrorAt{lineno, "the alias is not an address or \"@domain\" (fix: write \"alias@domain: target@domain\")"});
-    key = key_of(key);
+    const std::string key = std::move(*parsed_key);
     AliasEntry entry;
     entry.line = lineno;
     std::string_view rest = line.substr(colon + 1);
@@ -174,6 +182,62 @@ std::expected<void, std::string> check_aliases(const AliasTable& table, std::str
       return std::unexpected(format_parse_error(path, ParseErrorAt{entry.line, r.error() + " (fix: break the chain)"}));
   }
   return {};
+}
+
+namespace {
+
+TextCheck alias_check(const std::filesystem::path& path) {
+  return [p = path.string()](std::string_view text) -> std::expected<void, std::string> {
+    auto t = parse_aliases(text);
+    if (!t) return std::unexpected(format_parse_error(p, t.error()));
+    return check_aliases(*t, p);
+  };
+}
+
+}  // namespace
+
+std::expected<void, std::string> add_alias(const std::filesystem::path& path, std::string_view alias,
+                                           const std::vector<std::string>& targets) {
+  auto key = alias_key(alias);
+  if (!key) return std::unexpected(key.error());
+  if (targets.empty()) return std::unexpected(std::string("an alias needs at least one target"));
+  std::string line = *key + ":";
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const std::string t = normalize_alias_address(targets[i]);
+    if (t.empty()) return std::unexpected("'" + targets[i] + "' is not an address");
+    line += (i ? ", " : " ") + t;
+  }
+  return edit_text_file(path, alias_check(path), [&](const std::string& text) -> std::expected<std::string, std::string> {
+    auto t = parse_aliases(text);
+    if (t && t->contains(*key))
+      return std::unexpected(*key + " already exists (fix: `buzon alias del " + *key + "` first)");
+    std::string out = text;
+    if (!out.empty() && out.back() != '\n') out += '\n';
+    return out + line + "\n";
+  });
+}
+
+std::expected<void, std::string> delete_alias(const std::filesystem::path& path, std::string_view alias) {
+  auto key = alias_key(alias);
+  if (!key) return std::unexpected(key.error());
+  return edit_text_file(path, alias_check(path), [&](const std::string& text) -> std::expected<std::string, std::string> {
+    std::string out;
+    bool found = false;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      const auto nl = text.find('\n', pos);
+      const std::size_t end = nl == std::string::npos ? text.size() : nl + 1;
+      const std::string_view line(text.data() + pos, end - pos);
+      pos = end;
+      if (auto one = parse_aliases(line); one && one->contains(*key)) {
+        found = true;
+        continue;
+      }
+      out += line;
+    }
+    if (!found) return std::unexpected(*key + " is not an alias (fix: `buzon alias list`)");
+    return out;
+  });
 }
 
 std::expected<AliasTable, std::string> load_aliases(const std::filesystem::path& path) {

@@ -90,6 +90,14 @@ class AliasFile {
   std::shared_ptr<const AliasTable> table_;  // guarded by mutex_
 };
 
+// `buzon alias add|del` (auth/passwd_edit.hpp edit_text_file: locked, atomic, the file must parse
+// before and after, so an edit that would create a cycle is refused). add: "alias@domain" or
+// "@domain" with one or more targets, an error when it exists; del: an error when it does not.
+// Other lines and comments are kept byte for byte.
+std::expected<void, std::string> add_alias(const std::filesystem::path& path, std::string_view alias,
+                                           const std::vector<std::string>& targets);
+std::expected<void, std::string> delete_alias(const std::filesystem::path& path, std::string_view alias);
+
 // read + parse + check_aliases, errors "<path>:<line>: <what> (fix: ...)".
 std::expected<AliasTable, std::string> load_aliases(const std::filesystem::path& path);
 

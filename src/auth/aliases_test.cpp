@@ -119,5 +119,30 @@ TEST(Aliases, FileLoadAndReloadKeepsOldTableOnError) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Aliases, AddAndDeleteKeepOtherLines) {
+  const auto dir = std::filesystem::temp_directory_path() / ("buzon-alias-edit-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "aliases";
+  ASSERT_TRUE(add_alias(path, "Sales@Example.COM", {"ana@example.com", "bob@Example.com"}));
+  std::ofstream(path, std::ios::app) << "# kept\n";
+  ASSERT_TRUE(add_alias(path, "@example.net", {"ana@example.com"}));
+  auto dup = add_alias(path, "sales@example.com", {"x@example.com"});
+  ASSERT_FALSE(dup);
+  EXPECT_NE(dup.error().find("already exists"), std::string::npos);
+  // A cycle is refused and the file stays as it was.
+  ASSERT_TRUE(add_alias(path, "a@example.com", {"b@example.com"}));
+  auto loop = add_alias(path, "b@example.com", {"a@example.com"});
+  ASSERT_FALSE(loop);
+  EXPECT_NE(loop.error().find("alias loop: "), std::string::npos) << loop.error();
+  EXPECT_FALSE(add_alias(path, "nodomain", {"a@example.com"}));
+  EXPECT_FALSE(add_alias(path, "x@example.com", {}));
+  ASSERT_TRUE(delete_alias(path, "SALES@example.com"));
+  EXPECT_FALSE(delete_alias(path, "sales@example.com"));
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "# kept\n@example.net: ana@example.com\na@example.com: b@example.com\n");
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace buzon::auth

@@ -205,6 +205,30 @@ std::expected<void, std::string> edit_file(const std::filesystem::path& path, co
 
 }  // namespace
 
+std::expected<void, std::string> edit_text_file(const std::filesystem::path& path, const TextCheck& check,
+                                                const TextEdit& edit) {
+  const std::string p = path.string();
+  auto lock = lock_exclusive(p);
+  if (!lock) return std::unexpected(std::move(lock.error()));
+  std::optional<struct stat> old;
+  std::string text;
+  struct stat st {};
+  if (::lstat(p.c_str(), &st) == 0) {
+    if (S_ISLNK(st.st_mode)) return std::unexpected(p + ": is a symbolic link; editing would replace the link with a file");
+    old = st;
+    auto t = read_passwd_text(p);
+    if (!t) return std::unexpected(std::move(t.error()));
+    text = std::move(*t);
+  } else if (errno != ENOENT) {
+    return std::unexpected(sys_error(p, "cannot stat", errno));
+  }
+  if (auto ok = check(text); !ok) return std::unexpected("refusing to edit a file that does not parse: " + ok.error());
+  auto next = edit(text);
+  if (!next) return std::unexpected(std::move(next.error()));
+  if (auto ok = check(*next); !ok) return std::unexpected(std::move(ok.error()));
+  return replace_file(path, *next, old);
+}
+
 std::expected<void, std::string> add_user(const std::filesystem::path& path, std::string_view name,
                                           std::string_view stored, const NameRules& rules) {
   auto canonical = canonical_or_error(name, rules);

@@ -19,6 +19,7 @@
 
 #include <expected>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,5 +46,13 @@ std::expected<std::vector<User>, std::string> list_users(const std::filesystem::
 // One user by typed name (canonicalised with `rules`), nullopt when unknown.
 std::expected<std::optional<User>, std::string> find_user(const std::filesystem::path& path, std::string_view name,
                                                           const NameRules& rules);
+
+// The same transaction for another administrator file (the aliases file): lock "<path>.lock", read
+// the file ("" when absent; a symlink is refused), `check` the current text (an edit never builds on
+// a broken file), `edit` it, `check` the result, then write tmp + fsync + rename + fsync dir.
+using TextCheck = std::function<std::expected<void, std::string>(std::string_view text)>;
+using TextEdit = std::function<std::expected<std::string, std::string>(const std::string& text)>;
+std::expected<void, std::string> edit_text_file(const std::filesystem::path& path, const TextCheck& check,
+                                                const TextEdit& edit);
 
 }  // namespace buzon::auth

@@ -134,3 +134,29 @@ def test_unsupported_targets_are_refused_at_start_up(buzon):
     assert "aliases:1: forwarding to remote addresses is not supported yet: someone@remote.test" in err, err
     (srv.root / "aliases").write_text("x\n")
     assert "aliases:1: no ':' after the alias" in start_fails(srv)
+
+
+def test_alias_cli_add_list_del_and_reload(buzon):
+    srv = policy_server(buzon, aliases="# site aliases\n")
+    r = srv.run_cli("alias", "add", "Sales@Example.com", "alice@example.com")
+    assert r.returncode == 0, r.stderr
+    assert b"reload the server" in r.stderr
+    r = srv.run_cli("alias", "add", "sales@example.com", "bob@example.com")
+    assert r.returncode == 1 and b"already exists" in r.stderr
+    assert srv.run_cli("alias", "add", "a@example.com", "b@example.com").returncode == 0
+    r = srv.run_cli("alias", "add", "b@example.com", "a@example.com")
+    assert r.returncode == 1 and b"alias loop: " in r.stderr, r.stderr
+    r = srv.run_cli("alias", "add", "team@example.com", "alice@example.com", "bob@example.com")
+    assert r.returncode == 0 and b"warning: the server will refuse this file" in r.stderr, r.stderr
+    assert srv.run_cli("alias", "del", "team@example.com").returncode == 0
+    r = srv.run_cli("alias", "list")
+    assert r.stdout == b"a@example.com: b@example.com\nsales@example.com: alice@example.com\n", r.stdout
+    assert (srv.root / "aliases").read_text().startswith("# site aliases\n")
+    os.kill(srv.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reloaded" not in srv.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    send(srv, "sales@example.com")
+    assert delivered_to(srv, "alice@example.com") == [b"alice@example.com"]
+    r = srv.run_cli("alias", "del", "nosuch@example.com")
+    assert r.returncode == 1 and b"is not an alias" in r.stderr
