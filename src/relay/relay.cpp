@@ -164,10 +164,30 @@ asio::awaitable<void> Relay::scan_loop() {
       if (e.held || e.next_attempt > now || inflight_.contains(e.id)) continue;
       asio::co_spawn(ex_, deliver(e.id), asio::detached);
     }
+    co_await close_idle(false);
     if (stopping_) break;
     timer->expires_after(o_.scan_interval);
     co_await timer->async_wait(kTuple);
   }
+}
+
+// Parked connections idle longer than kIdleTime (or all of them) get QUIT.
+asio::awaitable<void> Relay::close_idle(bool all) {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<smtp::ClientSession>> old;
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    auto& v = it->second;
+    for (auto s = v.begin(); s != v.end();) {
+      if (all || now - s->since > kIdleTime) {
+        old.push_back(std::move(s->session));
+        s = v.erase(s);
+      } else {
+        ++s;
+      }
+    }
+    it = v.empty() ? idle_.erase(it) : std::next(it);
+  }
+  for (auto& s : old) (void)co_await s->quit();
 }
 
 asio::awaitable<void> Relay::run_once() {
@@ -180,6 +200,7 @@ asio::awaitable<void> Relay::run_once() {
     t.expires_after(std::chrono::milliseconds(10));
     co_await t.async_wait(kTuple);
   }
+  co_await close_idle(true);
 }
 
 asio::awaitable<void> Relay::acquire(const std::string& domain) {
@@ -422,53 +443,67 @@ asio::awaitable<bool> Relay::try_host(Round& r, const std::string& domain, const
     const std::string where = fmt::format("{}[{}]:{}", t.host, addr, t.port);
     for (int pass = 0; pass < 2; ++pass) {  // pass 1: "may" after a failed TLS handshake, without TLS
       const bool use_tls = o_.tls != TlsPolicy::none && pass == 0;
-      auto st = co_await connect_(addr, t.port, o_.connect_timeout);
-      if (!st) {
-        last_error = fmt::format("connect to {}: {}", where, st.error());
-        spdlog::info("relay id={} host={} connect failed: {}", r.e.id, log_value(where), log_value(st.error()));
-        break;
+      // Connection reuse: a session parked by an earlier transaction to the same host and address.
+      const std::string key = fmt::format("{}|{}", where, smart);
+      std::unique_ptr<smtp::ClientSession> sp;
+      if (auto it = idle_.find(key); it != idle_.end() && !it->second.empty()) {
+        sp = std::move(it->second.back().session);
+        it->second.pop_back();
+        if (it->second.empty()) idle_.erase(it);
       }
-      smtp::ClientSession cs(std::move(*st), smtp::ClientOptions{o_.command_timeout});
-      auto g = co_await cs.greeting();
-      if (!g) {
-        last_error = fmt::format("{} greeting: {}", where, g.error().message);
-        break;
-      }
-      auto eh = co_await cs.ehlo(o_.hostname);
-      if (!eh) {
-        last_error = fmt::format("{} EHLO: {}", where, eh.error().message);
-        break;
-      }
-      if (use_tls && cs.ehlo_info().starttls) {
-        auto s = co_await cs.starttls(starttls_client(t.host, o_.tls == TlsPolicy::verify, o_.command_timeout));
-        if (!s) {
-          last_error = fmt::format("{} STARTTLS: {}", where, s.error().message);
-          spdlog::info("relay id={} host={} starttls failed: {}", r.e.id, log_value(where), log_value(s.error().message));
-          if (o_.tls == TlsPolicy::may) continue;  // opportunistic: once more without TLS
+      const bool reused = sp != nullptr;
+      if (!reused) {
+        auto st = co_await connect_(addr, t.port, o_.connect_timeout);
+        if (!st) {
+          last_error = fmt::format("connect to {}: {}", where, st.error());
+          spdlog::info("relay id={} host={} connect failed: {}", r.e.id, log_value(where), log_value(st.error()));
           break;
         }
-        eh = co_await cs.ehlo(o_.hostname);
+        sp = std::make_unique<smtp::ClientSession>(std::move(*st), smtp::ClientOptions{o_.command_timeout});
+      }
+      auto& cs = *sp;
+      if (!reused) {
+        auto g = co_await cs.greeting();
+        if (!g) {
+          last_error = fmt::format("{} greeting: {}", where, g.error().message);
+          break;
+        }
+        auto eh = co_await cs.ehlo(o_.hostname);
         if (!eh) {
-          last_error = fmt::format("{} EHLO after STARTTLS: {}", where, eh.error().message);
+          last_error = fmt::format("{} EHLO: {}", where, eh.error().message);
           break;
         }
-      } else if (o_.tls == TlsPolicy::verify) {
-        last_error = fmt::format("{} offers no STARTTLS and [relay] tls = \"verify\"", where);
-        (void)co_await cs.quit();
-        break;
-      }
-      if (smart && !o_.auth_user.empty()) {
-        smtp::AuthOptions a;
-        a.user = o_.auth_user;
-        a.password = o_.auth_password;
-        a.sasl = [u = o_.auth_user, p = o_.auth_password](std::string_view mech) {
-          return sasl::make_client(mech, sasl::ClientCredentials{u, p, ""});
-        };
-        auto au = co_await cs.authenticate(a);
-        if (!au) {
-          last_error = fmt::format("{} AUTH: {}", where, au.error().message);
+        if (use_tls && cs.ehlo_info().starttls) {
+          auto s = co_await cs.starttls(starttls_client(t.host, o_.tls == TlsPolicy::verify, o_.command_timeout));
+          if (!s) {
+            last_error = fmt::format("{} STARTTLS: {}", where, s.error().message);
+            spdlog::info("relay id={} host={} starttls failed: {}", r.e.id, log_value(where), log_value(s.error().message));
+            if (o_.tls == TlsPolicy::may) continue;  // opportunistic: once more without TLS
+            break;
+          }
+          eh = co_await cs.ehlo(o_.hostname);
+          if (!eh) {
+            last_error = fmt::format("{} EHLO after STARTTLS: {}", where, eh.error().message);
+            break;
+          }
+        } else if (o_.tls == TlsPolicy::verify) {
+          last_error = fmt::format("{} offers no STARTTLS and [relay] tls = \"verify\"", where);
           (void)co_await cs.quit();
           break;
+        }
+        if (smart && !o_.auth_user.empty()) {
+          smtp::AuthOptions a;
+          a.user = o_.auth_user;
+          a.password = o_.auth_password;
+          a.sasl = [u = o_.auth_user, p = o_.auth_password](std::string_view mech) {
+            return sasl::make_client(mech, sasl::ClientCredentials{u, p, ""});
+          };
+          auto au = co_await cs.authenticate(a);
+          if (!au) {
+            last_error = fmt::format("{} AUTH: {}", where, au.error().message);
+            (void)co_await cs.quit();
+            break;
+          }
         }
       }
       const auto& info = cs.ehlo_info();
@@ -499,6 +534,12 @@ asio::awaitable<bool> Relay::try_host(Round& r, const std::string& domain, const
       req.eightbit = r.e.eightbit;
       req.smtputf8 = r.e.smtputf8;
       auto res = co_await cs.relay(req, r.msg);
+      if (!res && reused) {
+        // The parked connection went stale (the peer closed it): a fresh one.
+        spdlog::info("relay id={} host={} reused connection failed: {}", r.e.id, log_value(where), log_value(res.error().message));
+        pass = -1;
+        continue;
+      }
       if (!res) {
         last_error = fmt::format("{}: {}", where, res.error().message);
         spdlog::info("relay id={} host={} transaction failed: {}", r.e.id, log_value(where), log_value(res.error().message));
@@ -525,8 +566,15 @@ asio::awaitable<bool> Relay::try_host(Round& r, const std::string& domain, const
         const auto& rc = r.e.recipients[i];
         spdlog::info("relay id={} rcpt={} host={} tls={} status={} reply={}", r.e.id, log_value(rc.address),
                      log_value(where), cs.is_tls() ? "yes" : "no", queue::to_string(rc.state), log_value(rc.last_reply));
+        if (reused) spdlog::debug("relay id={} host={} on a reused connection", r.e.id, log_value(where));
       }
-      if (cs.reusable()) (void)co_await cs.quit();
+      if (cs.reusable()) {
+        auto& parked = idle_[key];
+        if (parked.size() < o_.max_per_domain && !stopping_)
+          parked.push_back(IdleSession{std::move(sp), std::chrono::steady_clock::now()});
+        else
+          (void)co_await cs.quit();
+      }
       co_return true;
     }
   }

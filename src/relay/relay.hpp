@@ -17,7 +17,8 @@
 // THREADS   A Relay lives on one executor (one thread: the server gives it its own io_context);
 //           its state is touched only there. Spool, resolver, directory and store calls block and
 //           run on the worker pool.
-// LIMITS    max_connections outbound connections at once, max_per_domain per destination domain;
+// LIMITS    max_connections outbound connections in use at once, max_per_domain per destination
+//           domain (plus at most max_per_domain idle ones per host kept for reuse, kIdleTime);
 //           one entry is delivered by at most one task (in-flight set + the spool's lease).
 #pragma once
 
@@ -125,6 +126,7 @@ class Relay {
   asio::awaitable<void> send_dsn(queue::DsnKind kind, const queue::Entry& e, std::string_view message);
   asio::awaitable<bool> save(Round& r);
   asio::awaitable<void> acquire(const std::string& domain);
+  asio::awaitable<void> close_idle(bool all);
   void release(const std::string& domain);
 
   asio::any_io_executor ex_;
@@ -137,6 +139,14 @@ class Relay {
   std::map<std::string, unsigned> per_domain_;
   bool stopping_ = false;
   std::shared_ptr<asio::steady_timer> timer_;
+  // Connection reuse: sessions whose transaction ended cleanly, by "host[address]:port|smarthost",
+  // kept up to kIdleTime for the next message to the same host (at most max_per_domain per key).
+  static constexpr std::chrono::seconds kIdleTime{10};
+  struct IdleSession {
+    std::unique_ptr<smtp::ClientSession> session;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<std::string, std::vector<IdleSession>> idle_;
 };
 
 }  // namespace buzon::relay

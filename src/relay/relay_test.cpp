@@ -71,11 +71,14 @@ struct Peer {
   std::vector<std::string> messages;
   asio::ip::tcp::acceptor acceptor;
   std::uint16_t port = 0;
+  int connections = 0;
+  bool close_after_data = false;
 
   asio::awaitable<void> run() {
     for (;;) {
       auto [ec, sock] = co_await acceptor.async_accept(kTuple);
       if (ec) co_return;
+      ++connections;
       co_await session(std::move(sock));
     }
   }
@@ -116,6 +119,7 @@ struct Peer {
         }
         messages.push_back(m);
         co_await say(final_reply + "\r\n");
+        if (close_after_data) co_return;  // like a peer's idle timeout on a kept connection
       } else if (*l == "QUIT") {
         co_await say("221 bye\r\n");
         co_return;
@@ -356,6 +360,30 @@ TEST_F(RelayTest, NoMxHostAnswersStaysPending) {
   EXPECT_EQ(e->recipients[0].state, RcptState::pending);
   EXPECT_NE(e->recipients[0].last_reply.find("4.4.1"), std::string::npos) << e->recipients[0].last_reply;
   EXPECT_NE(e->recipients[0].last_reply.find("127.0.0.9"), std::string::npos) << e->recipients[0].last_reply;
+}
+
+TEST_F(RelayTest, ReusesOneConnectionForSeveralMessagesToTheSameHost) {
+  opt.max_per_domain = 1;  // the second and third message wait for the first connection
+  enqueue("alice@a.test", {"bob@b.test"});
+  enqueue("alice@a.test", {"carol@b.test"});
+  enqueue("alice@a.test", {"dave@b.test"});
+  run();
+  EXPECT_EQ(peer.messages.size(), 3u);
+  EXPECT_EQ(peer.connections, 1);
+  EXPECT_EQ(std::count(peer.commands.begin(), peer.commands.end(), "QUIT"), 1);
+  EXPECT_TRUE(spool->list().empty());
+}
+
+TEST_F(RelayTest, StaleReusedConnectionFallsBackToAFreshOne) {
+  opt.max_per_domain = 1;
+  peer.close_after_data = true;
+  enqueue("alice@a.test", {"bob@b.test"});
+  enqueue("alice@a.test", {"carol@b.test"});
+  run();
+  EXPECT_EQ(peer.messages.size(), 2u);
+  EXPECT_EQ(peer.connections, 2);
+  EXPECT_TRUE(spool->list().empty());
+  EXPECT_TRUE(delivery.got.empty());  // nothing bounced
 }
 
 }  // namespace
