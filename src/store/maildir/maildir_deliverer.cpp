@@ -6,6 +6,7 @@
 // STANDARDS cr.yp.to/proto/maildir.html; Dovecot ,S= ,W= fields; RFC 5321 §6.1.
 // LIMITS    See maildir_deliverer.hpp.
 #include "store/maildir/maildir_deliverer.hpp"
+#include "store/maildir/maildirsize.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -608,6 +609,14 @@ std::vector<Result<void>> MaildirDeliverer::deliver(std::span<const DeliveryCopy
       dirs = *d;
     }
     f.dirs = dirs;
+    // Maildir++ quota (a maildirsize file in the Maildir): refused before anything is written.
+    if (auto q = read_maildirsize(f.location, std::chrono::system_clock::now());
+        q && !quota_allows(q->limits, q->usage, copies[i].prefix.size() + msg_size)) {
+      p.results[i] = fail(StoreErrc::quota, f.location + ": over quota (maildirsize)");
+      staged_all = false;
+      if (mode == DeliveryMode::all_or_none) break;
+      continue;
+    }
     if (auto r = impl_->stage(f, copies[i].prefix, parts, msg_size, wire.size); !r) {
       p.results[i] = std::unexpected(r.error());
       staged_all = false;
@@ -631,6 +640,9 @@ std::vector<Result<void>> MaildirDeliverer::deliver(std::span<const DeliveryCopy
   if (p.files.empty()) return p.results;
 
   impl_->submit(p);
+  for (const Staged& f : p.files)  // keep maildirsize current (only where it exists)
+    if (p.results[f.copy])
+      append_maildirsize(f.location, static_cast<std::int64_t>(copies[f.copy].prefix.size() + msg_size), 1);
   return p.results;
 }
 

@@ -5,7 +5,15 @@
 // LIMITS    Values up to 2^62 octets.
 #include "store/maildir/maildirsize.hpp"
 
+#include "store/maildir/maildir_name.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <charconv>
+#include <fstream>
+#include <sstream>
 
 namespace buzon::store::maildir {
 
@@ -123,6 +131,88 @@ std::optional<std::uint64_t> parse_quota_size(std::string_view text) {
   const auto n = static_cast<std::uint64_t>(*v);
   if (n > kMaxValue / mult) return std::nullopt;
   return n * mult;
+}
+
+namespace {
+
+std::expected<void, std::string> write_atomically(const std::filesystem::path& path, const std::string& text) {
+  const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return std::unexpected(tmp + ": cannot create");
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  if (::close(fd) != 0 || !ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return std::unexpected(path.string() + ": cannot write");
+  }
+  return {};
+}
+
+}  // namespace
+
+QuotaUsage scan_maildir_usage(const std::filesystem::path& maildir) {
+  QuotaUsage u;
+  for (const char* sub : {"cur", "new"}) {
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(maildir / sub, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.empty() || name.front() == '.') continue;
+      std::uint64_t size = 0;
+      if (auto hint = size_hint(name, 'S')) {
+        size = *hint;
+      } else {
+        std::error_code sec;
+        size = it->file_size(sec);
+        if (sec) continue;  // vanished meanwhile
+      }
+      u.bytes += static_cast<std::int64_t>(size);
+      ++u.messages;
+    }
+  }
+  return u;
+}
+
+std::optional<Maildirsize> read_maildirsize(const std::filesystem::path& maildir,
+                                            std::chrono::system_clock::time_point now) {
+  const auto path = maildir / "maildirsize";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  auto limits = parse_quota_limits(std::string_view(text).substr(0, text.find('\n')));
+  if (!limits) return std::nullopt;
+  auto parsed = parse_maildirsize(text);
+  const auto age = std::chrono::duration_cast<std::chrono::seconds>(now - std::chrono::system_clock::from_time_t(st.st_mtime));
+  if (parsed && !maildirsize_needs_recalc(text.size(), age, parsed->limits, *limits)) return parsed;
+  Maildirsize fresh{*limits, scan_maildir_usage(maildir)};
+  (void)write_atomically(path, format_maildirsize(fresh.limits, fresh.usage));  // best effort: the scan is right
+  return fresh;
+}
+
+void append_maildirsize(const std::filesystem::path& maildir, std::int64_t bytes, std::int64_t messages) {
+  const auto path = maildir / "maildirsize";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  const std::string line = format_quota_change(bytes, messages);
+  (void)!::write(fd, line.data(), line.size());  // a lost line is fixed by the next recalculation
+  ::close(fd);
+}
+
+std::expected<Maildirsize, std::string> set_maildir_quota(const std::filesystem::path& maildir,
+                                                          const QuotaLimits& limits) {
+  const auto path = maildir / "maildirsize";
+  Maildirsize m{limits, scan_maildir_usage(maildir)};
+  if (!limits.any()) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    if (ec) return std::unexpected(path.string() + ": " + ec.message());
+    return m;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(maildir, ec);
+  if (auto ok = write_atomically(path, format_maildirsize(limits, m.usage)); !ok) return std::unexpected(ok.error());
+  return m;
 }
 
 }  // namespace buzon::store::maildir

@@ -18,6 +18,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <expected>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,5 +71,24 @@ bool quota_allows(const QuotaLimits& limits, const QuotaUsage& usage, std::uint6
 // "1G", "500M", "20k", "1048576" -> octets (powers of 1024, Dovecot's convention); nullopt on a
 // bad value. "0" = no limit.
 std::optional<std::uint64_t> parse_quota_size(std::string_view text);
+
+// --- The file in a Maildir (blocking I/O: run on the worker pool) ---------------------------------
+
+// The usage of a Maildir from a scan of cur/ and new/ (",S=" in the name, else the file size).
+QuotaUsage scan_maildir_usage(const std::filesystem::path& maildir);
+
+// The Maildir's maildirsize, rewritten from a scan (tmp + rename) when the recalculation rule says
+// so or its change lines are malformed. nullopt when there is no maildirsize (no quota) or its
+// limits line is unreadable (then the quota is not enforced rather than mail refused).
+std::optional<Maildirsize> read_maildirsize(const std::filesystem::path& maildir,
+                                            std::chrono::system_clock::time_point now);
+
+// Appends one change line when maildirsize exists (one O_APPEND write; never creates it).
+void append_maildirsize(const std::filesystem::path& maildir, std::int64_t bytes, std::int64_t messages);
+
+// Writes maildirsize with `limits` and the scanned usage (`buzon quota USER --bytes/--messages`);
+// limits without any value remove the file (no quota). Returns what is now in force.
+std::expected<Maildirsize, std::string> set_maildir_quota(const std::filesystem::path& maildir,
+                                                          const QuotaLimits& limits);
 
 }  // namespace buzon::store::maildir

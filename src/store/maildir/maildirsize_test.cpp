@@ -2,6 +2,13 @@
 // for removals), partial last line, malformed files, recalculation rule, fit check, sizes.
 #include "store/maildir/maildirsize.hpp"
 
+#include "store/maildir/maildir_deliverer.hpp"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 namespace buzon::store::maildir {
@@ -63,6 +70,53 @@ TEST(Maildirsize, QuotaSizes) {
   EXPECT_EQ(parse_quota_size("1048576"), 1048576u);
   EXPECT_EQ(parse_quota_size("0"), 0u);
   for (auto bad : {"", "G", "1.5G", "-1", "1X", "99999999999999999999T"}) EXPECT_FALSE(parse_quota_size(bad)) << bad;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(Maildirsize, DeliveryEnforcesAndUpdatesTheFile) {
+  const auto dir = std::filesystem::temp_directory_path() / ("buzon-quota-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const auto box = dir / "Maildir";
+  MaildirDeliverer d;
+  const std::string body(90, 'x');  // + "Delivered-To: u\r\n" (17) = 107 octets per copy
+  const std::string_view parts[] = {body};
+  const std::vector<DeliveryCopy> copies = {{MailboxRef{"u", box.string()}, "Delivered-To: u\r\n"}};
+  ASSERT_TRUE(d.deliver(copies, parts, DeliveryMode::all_or_none)[0]);  // no maildirsize: no quota
+  auto set = set_maildir_quota(box, {350, 0});
+  ASSERT_TRUE(set) << set.error();
+  EXPECT_EQ(set->usage.bytes, 107);
+  EXPECT_EQ(slurp(box / "maildirsize"), "350S\n107 1\n");
+  ASSERT_TRUE(d.deliver(copies, parts, DeliveryMode::all_or_none)[0]);
+  ASSERT_TRUE(d.deliver(copies, parts, DeliveryMode::all_or_none)[0]);  // 321 of 350
+  EXPECT_EQ(slurp(box / "maildirsize"), "350S\n107 1\n107 1\n107 1\n");
+  auto full = d.deliver(copies, parts, DeliveryMode::all_or_none);
+  ASSERT_FALSE(full[0]);
+  EXPECT_EQ(full[0].error().code, StoreErrc::quota);
+  EXPECT_EQ(scan_maildir_usage(box).messages, 3);
+  // A removal (POP3 DELE) frees it again.
+  for (auto& e : std::filesystem::directory_iterator(box / "new")) {
+    std::filesystem::remove(e.path());
+    append_maildirsize(box, -107, -1);
+    break;
+  }
+  EXPECT_TRUE(d.deliver(copies, parts, DeliveryMode::all_or_none)[0]);
+  // Message-count limit; a stale file (older than 15 minutes) is recalculated from the Maildir.
+  ASSERT_TRUE(set_maildir_quota(box, {0, 3}));
+  EXPECT_EQ(d.deliver(copies, parts, DeliveryMode::all_or_none)[0].error().code, StoreErrc::quota);
+  std::ofstream(box / "maildirsize", std::ios::app) << "-100000 -50\n";  // skewed
+  auto now = std::chrono::system_clock::now();
+  EXPECT_EQ(read_maildirsize(box, now)->usage.messages, -47);
+  EXPECT_EQ(read_maildirsize(box, now + std::chrono::minutes(16))->usage.messages, 3);
+  EXPECT_EQ(slurp(box / "maildirsize"), "3C\n321 3\n");
+  ASSERT_TRUE(set_maildir_quota(box, {}));  // no limits: the file goes
+  EXPECT_FALSE(std::filesystem::exists(box / "maildirsize"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
