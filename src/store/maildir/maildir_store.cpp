@@ -9,6 +9,7 @@
 // LIMITS    The snapshot is taken at open; messages delivered later appear at the next open.
 //           See maildir_store.hpp for the lock's reach.
 #include "store/maildir/maildir_store.hpp"
+#include "store/maildir/maildirsize.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -502,13 +503,20 @@ Result<void> MaildirMaildrop::commit_deletes(std::span<const std::size_t> indexe
   std::optional<StoreError> first_error;
   bool touched[2] = {false, false};
   bool index_changed = false;
+  std::int64_t freed_bytes = 0, freed_count = 0;  // for maildirsize (Maildir++ quota)
   for (std::size_t i : indexes) {
     Entry& e = m.entries[i];
     if (e.deleted) continue;
     for (int attempt = 0;; ++attempt) {
+      std::uint64_t size = size_hint(e.name, 'S').value_or(0);
+      struct stat st {};
+      if (size == 0 && ::fstatat(m.dirfd(e.dir), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+        size = static_cast<std::uint64_t>(st.st_size);
       if (::unlinkat(m.dirfd(e.dir), e.name.c_str(), 0) == 0) {
         touched[static_cast<int>(e.dir)] = true;
         e.deleted = true;
+        freed_bytes += static_cast<std::int64_t>(size);
+        ++freed_count;
         break;
       }
       const int err = errno;
@@ -530,6 +538,7 @@ Result<void> MaildirMaildrop::commit_deletes(std::span<const std::size_t> indexe
     }
   }
   if (index_changed) m.save_index();
+  if (freed_count > 0) append_maildirsize(m.path, -freed_bytes, -freed_count);  // POP3 deletions free quota
   if (first_error) return std::unexpected(std::move(*first_error));
   return {};
 }

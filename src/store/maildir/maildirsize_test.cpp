@@ -3,6 +3,7 @@
 #include "store/maildir/maildirsize.hpp"
 
 #include "store/maildir/maildir_deliverer.hpp"
+#include "store/maildir/maildir_store.hpp"
 
 #include <unistd.h>
 
@@ -99,12 +100,15 @@ TEST(Maildirsize, DeliveryEnforcesAndUpdatesTheFile) {
   ASSERT_FALSE(full[0]);
   EXPECT_EQ(full[0].error().code, StoreErrc::quota);
   EXPECT_EQ(scan_maildir_usage(box).messages, 3);
-  // A removal (POP3 DELE) frees it again.
-  for (auto& e : std::filesystem::directory_iterator(box / "new")) {
-    std::filesystem::remove(e.path());
-    append_maildirsize(box, -107, -1);
-    break;
+  // A POP3 deletion (DELE then QUIT) frees it again.
+  {
+    MaildirStore store;
+    auto drop = store.open(box.string());
+    ASSERT_TRUE(drop);
+    const std::size_t first[] = {0};
+    ASSERT_TRUE((*drop)->commit_deletes(first));
   }
+  EXPECT_EQ(slurp(box / "maildirsize"), "350S\n107 1\n107 1\n107 1\n-107 -1\n");
   EXPECT_TRUE(d.deliver(copies, parts, DeliveryMode::all_or_none)[0]);
   // Message-count limit; a stale file (older than 15 minutes) is recalculated from the Maildir.
   ASSERT_TRUE(set_maildir_quota(box, {0, 3}));
