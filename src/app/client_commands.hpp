@@ -31,6 +31,11 @@ struct AliasCli;
 CLI::App* add_alias_command(CLI::App& app, AliasCli*& cli);
 int cmd_alias(const Options& opt, const AliasCli& cli);
 
+// Registers `quota USER [--bytes SIZE] [--messages N]` (src/app/cmd_quota.cpp).
+struct QuotaCli;
+CLI::App* add_quota_command(CLI::App& app, QuotaCli*& cli);
+int cmd_quota(const Options& opt, const QuotaCli& cli);
+
 // True when the program was started as "sendmail" (a symlink): then it behaves as `buzon send`.
 bool invoked_as_sendmail(const char* argv0);
 

@@ -9,6 +9,7 @@
 #include "dkim/dkim.hpp"
 #include "server/privileges.hpp"
 #include "server/server.hpp"
+#include "store/maildir/maildirsize.hpp"
 
 #include <fmt/format.h>
 
@@ -305,6 +306,7 @@ int cmd_user_show(const Options& opt, const UserOptions& u) {
     std::cout << "name: " << user.name << "\n";
     std::cout << "scheme: " << auth::scheme_of(user.password) << "\n";
     std::cout << "maildir: " << where->string() << "\n";
+    std::cout << store::maildir::describe_maildir_quota(*where);  // usage and quota (issue 10)
     if (user.uid) std::cout << "uid: " << *user.uid << "\n";
     if (user.gid) std::cout << "gid: " << *user.gid << "\n";
     if (!user.home.empty()) std::cout << "home: " << user.home << "\n";

@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
   auto* dkim = add_dkim_command(app, dkim_cli);
   AliasCli* alias_cli = nullptr;
   auto* alias = add_alias_command(app, alias_cli);
+  QuotaCli* quota_cli = nullptr;
+  auto* quota = add_quota_command(app, quota_cli);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -59,6 +61,7 @@ int main(int argc, char** argv) {
   if (*queue) return cmd_queue(opt, *queue_cli);
   if (*dkim) return cmd_dkim(*dkim_cli);
   if (*alias) return cmd_alias(opt, *alias_cli);
+  if (*quota) return cmd_quota(opt, *quota_cli);
   if (*doctor) return cmd_doctor(opt);
   if (*uadd) return cmd_user_add(opt, u);
   if (*upasswd) return cmd_user_passwd(opt, u);

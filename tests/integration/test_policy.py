@@ -160,3 +160,40 @@ def test_alias_cli_add_list_del_and_reload(buzon):
     assert delivered_to(srv, "alice@example.com") == [b"alice@example.com"]
     r = srv.run_cli("alias", "del", "nosuch@example.com")
     assert r.returncode == 1 and b"is not an alias" in r.stderr
+
+
+def test_quota_fills_a_mailbox_to_its_limit(buzon):
+    srv = policy_server(buzon)
+    r = srv.run_cli("quota", "alice@example.com", "--bytes", "2k")
+    assert r.returncode == 0, r.stderr
+    assert b"quota: 2048 bytes (0%), no message limit" in r.stdout, r.stdout
+    body = "Subject: fill\r\n\r\n" + "x" * 300 + "\r\n"
+    accepted = 0
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=IO_TIMEOUT) as s:
+        for _ in range(20):
+            try:
+                s.sendmail("sender@remote.test", ["alice@example.com"], body)
+                accepted += 1
+            except smtplib.SMTPRecipientsRefused as e:  # (not expected: refused at RCPT)
+                raise AssertionError(e.recipients)
+            except smtplib.SMTPDataError as e:
+                assert e.smtp_code == 452 and e.smtp_error.startswith(b"4.2.2"), (e.smtp_code, e.smtp_error)
+                break
+        else:
+            raise AssertionError("the mailbox never filled up")
+    assert 3 <= accepted <= 5, accepted  # each copy is about 450 octets with the trace fields
+    maildirsize = (srv.root / "mail/example.com/alice/Maildir/maildirsize").read_text()
+    assert maildirsize.startswith("2048S\n") and maildirsize.count("\n") == accepted + 2, maildirsize  # limits, "0 0", one line per copy
+    show = srv.run_cli("user", "show", "alice@example.com")
+    assert f"in {accepted} messages".encode() in show.stdout and b"quota: 2048 bytes" in show.stdout, show.stdout
+    # POP3 deletions free the quota: one more message fits.
+    import poplib
+    p = poplib.POP3(HOST, srv.port, timeout=IO_TIMEOUT)
+    p.user("alice@example.com")
+    p.pass_(USERS["alice@example.com"])
+    p.dele(1)
+    p.quit()
+    send(srv, "alice@example.com", body)
+    r = srv.run_cli("quota", "alice@example.com", "--bytes", "0")
+    assert r.returncode == 0 and b"quota: none" in r.stdout, r.stdout
+    assert srv.run_cli("quota", "alice@example.com", "--bytes", "lots").returncode == 1

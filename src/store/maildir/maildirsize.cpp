@@ -215,4 +215,21 @@ std::expected<Maildirsize, std::string> set_maildir_quota(const std::filesystem:
   return m;
 }
 
+std::string describe_maildir_quota(const std::filesystem::path& maildir) {
+  auto m = read_maildirsize(maildir, std::chrono::system_clock::now());
+  const QuotaUsage u = m ? m->usage : scan_maildir_usage(maildir);
+  std::string s = "usage: " + std::to_string(u.bytes) + " bytes in " + std::to_string(u.messages) + " messages\n";
+  if (!m || !m->limits.any()) return s + "quota: none\n";
+  auto percent = [](std::int64_t used, std::uint64_t limit) {
+    return std::to_string(used <= 0 ? 0 : static_cast<std::uint64_t>(used) * 100 / limit) + "%";
+  };
+  s += "quota: ";
+  s += m->limits.bytes ? std::to_string(m->limits.bytes) + " bytes (" + percent(u.bytes, m->limits.bytes) + ")"
+                       : std::string("no byte limit");
+  s += ", ";
+  s += m->limits.messages ? std::to_string(m->limits.messages) + " messages (" + percent(u.messages, m->limits.messages) + ")"
+                          : std::string("no message limit");
+  return s + "\n";
+}
+
 }  // namespace buzon::store::maildir
