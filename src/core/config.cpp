@@ -735,6 +735,19 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
          return std::nullopt;
        }},
   };
+  // [quota] (issue 10): limits for mailboxes without a maildirsize.
+  Keys quota{
+      {"default_bytes",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         const char* fix = "write the limit in octets, e.g. 1073741824 (1 GiB); 0 = none";
+         if (!n.is_integer()) return r.error_at(n, "'default_bytes' must be an integer", fix);
+         const auto v = *n.value<std::int64_t>();
+         if (v < 0 || v > (std::int64_t{1} << 50)) return r.error_at(n, fmt::format("'default_bytes' = {} is out of range", v), fix);
+         c.quota.default_bytes = static_cast<std::uint64_t>(v);
+         return std::nullopt;
+       }},
+      {"default_messages", [&](const toml::node& n) { return r.uint(n, c.quota.default_messages, "default_messages", 0, 100000000); }},
+  };
   int auth_line = 0;
 
   Keys top{
@@ -762,6 +775,7 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
       {"dns", [&](const toml::node& n) { return section(n, "dns", dns); }},
       {"submission", [&](const toml::node& n) { return section(n, "submission", submission); }},
       {"dkim", [&](const toml::node& n) { return section(n, "dkim", dkim); }},
+      {"quota", [&](const toml::node& n) { return section(n, "quota", quota); }},
       {"aliases",
        [&](const toml::node& n) {
          c.aliases.line = static_cast<int>(n.source().begin.line);
@@ -783,7 +797,7 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
     if (it == top.end())
       return std::unexpected(ConfigError{file.string(), static_cast<int>(k.source().begin.line),
                                          fmt::format("unknown section [{}]", k.str()),
-                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [relay], [dns], [queue], [submission], [dkim], [aliases], [fetch] or [send]"});
+                                         "use [server], [log], [users], [mail], [pop3], [smtp], [lmtp], [tls], [auth], [metrics], [proxy], [relay], [dns], [queue], [submission], [dkim], [aliases], [quota], [fetch] or [send]"});
     if (auto e = it->second(v)) return std::unexpected(*e);
   }
   // [tls] and its users (issue 3).

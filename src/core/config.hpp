@@ -134,6 +134,13 @@ struct SmtpConfig {
   unsigned max_hops = 50;                   // Received: fields before 554 5.4.6 (RFC 5321 §6.3)
 };
 
+// [quota]: the Maildir++ quota written into a mailbox that has no maildirsize yet (README "Quotas");
+// `buzon quota USER` sets one mailbox's own limits, which this never overwrites.
+struct QuotaConfig {
+  std::uint64_t default_bytes = 0;  // 0 = no limit
+  unsigned default_messages = 0;    // 0 = no limit
+};
+
 // [aliases]: virtual aliases and address routing (README "Addresses and aliases").
 struct AliasesConfig {
   std::filesystem::path file;                  // "alias@domain: target, ..." lines; "" = no aliases
@@ -235,6 +242,7 @@ struct Config {
   SubmissionConfig submission;
   std::vector<DkimKeyConfig> dkim_keys;
   AliasesConfig aliases;
+  QuotaConfig quota;
 
   // A path from the config, made absolute against the config's directory.
   std::filesystem::path resolve(const std::filesystem::path& p) const;

@@ -69,5 +69,23 @@ TEST(ConfigPolicy, ErrorsNameTheLine) {
   }
 }
 
+TEST(ConfigPolicy, Quota) {
+  auto d = parse_config("", "/x/b.toml");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->quota.default_bytes, 0u);
+  EXPECT_EQ(d->quota.default_messages, 0u);
+  auto c = parse_config("[quota]\ndefault_bytes = 1_073_741_824\ndefault_messages = 10000\n", "/x/b.toml");
+  ASSERT_TRUE(c) << c.error().str();
+  EXPECT_EQ(c->quota.default_bytes, 1073741824u);
+  EXPECT_EQ(c->quota.default_messages, 10000u);
+  for (const char* bad : {"[quota]\ndefault_bytes = \"1G\"\n", "[quota]\ndefault_bytes = -1\n",
+                          "[quota]\ndefault_messages = -1\n", "[quota]\nstorage = 1\n"}) {
+    auto r = parse_config(bad, "/x/b.toml");
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().line, 2) << bad;
+    EXPECT_FALSE(r.error().fix.empty()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace buzon

@@ -197,3 +197,24 @@ def test_quota_fills_a_mailbox_to_its_limit(buzon):
     r = srv.run_cli("quota", "alice@example.com", "--bytes", "0")
     assert r.returncode == 0 and b"quota: none" in r.stdout, r.stdout
     assert srv.run_cli("quota", "alice@example.com", "--bytes", "lots").returncode == 1
+
+
+def test_config_default_quota(buzon):
+    srv = smtp_server(buzon, users=USERS, smtp={"local_domains": DOMAINS},
+                      quota={"default_bytes": 1200})
+    body = "Subject: fill\r\n\r\n" + "x" * 300 + "\r\n"
+    codes = []
+    for _ in range(5):
+        try:
+            send(srv, "bob@example.com", body)
+            codes.append(250)
+        except smtplib.SMTPDataError as e:
+            codes.append(e.smtp_code)
+    # The first delivery creates the Maildir, the next RCPT gives it the default quota: two copies
+    # of about 540 octets fit in 1200, the third does not.
+    assert codes == [250, 250, 452, 452, 452], codes
+    r = srv.run_cli("quota", "bob@example.com")
+    assert b"quota: 1200 bytes" in r.stdout, r.stdout
+    # A mailbox's own quota is kept: raising it lets mail in again.
+    assert srv.run_cli("quota", "bob@example.com", "--bytes", "10k").returncode == 0
+    send(srv, "bob@example.com", body)

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <map>
 
 namespace buzon::smtp {
@@ -170,6 +172,25 @@ TEST_F(AddressPolicy, StartUpCheckOfTheAliases) {
   auto foreign = *auth::parse_aliases("\nx@remote.test: ana@example.com\n");
   EXPECT_NE(alias_config_error(foreign, policy_, "aliases", true, true).find("aliases:2: 'x@remote.test' is not in a local domain"),
             std::string::npos);
+}
+
+TEST_F(AddressPolicy, DefaultQuotaIsWrittenOnlyWhereThereIsNone) {
+  const auto base = std::filesystem::temp_directory_path() / ("buzon-rcpt-quota-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(base);
+  policy_.base_dir = base;
+  policy_.default_quota = {1000, 0};
+  const auto ana = base / "mail/example.com/ana", bob = base / "mail/example.com/bob";
+  EXPECT_EQ(targets("ana@example.com").verdict, RcptVerdict::local);
+  EXPECT_FALSE(std::filesystem::exists(ana / "maildirsize"));  // no Maildir yet: the first delivery makes it
+  std::filesystem::create_directories(ana / "new");
+  std::filesystem::create_directories(bob / "new");
+  ASSERT_TRUE(store::maildir::set_maildir_quota(bob, {5000, 10}));  // bob's own quota
+  EXPECT_EQ(targets("ana@example.com").verdict, RcptVerdict::local);
+  EXPECT_EQ(targets("bob@example.com").verdict, RcptVerdict::local);
+  const auto now = std::chrono::system_clock::now();
+  EXPECT_EQ(store::maildir::read_maildirsize(ana, now)->limits.bytes, 1000u);
+  EXPECT_EQ(store::maildir::read_maildirsize(bob, now)->limits.bytes, 5000u);
+  std::filesystem::remove_all(base);
 }
 
 }  // namespace

@@ -83,6 +83,7 @@ ResolvedRecipient mailbox_of(const auth::User& user, std::string address, const 
   r.verdict = RcptVerdict::local;
   r.user = user.name;
   r.box = store::MailboxRef{user.name, where->string()};
+  store::maildir::ensure_maildir_quota(*where, policy.default_quota);  // [quota] default (no-op when unset)
   return r;
 }
 

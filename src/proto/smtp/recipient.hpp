@@ -26,13 +26,15 @@
 //           refuses is an unknown user: the reply does not say why.
 // STANDARDS RFC 5321 §3.6.2 and §7.1 (no open relay), §4.1.1.3 (Postmaster), §4.5.1; RFC 2033
 //           §4.2 (LMTP recipients).
-// THREADS   resolve_recipient() calls Directory::lookup, which may block: run it on the pool.
+// THREADS   resolve_recipient() calls Directory::lookup, which may block, and with a [quota]
+//           default writes a missing maildirsize: run it on the pool.
 // LIMITS    None beyond canonical_username's.
 #pragma once
 
 #include "auth/aliases.hpp"
 #include "auth/directory.hpp"
 #include "proto/smtp/command.hpp"
+#include "store/maildir/maildirsize.hpp"
 #include "store/maildrop.hpp"
 
 #include <filesystem>
@@ -53,6 +55,7 @@ struct RecipientPolicy {
   std::map<std::string, std::string> domain_aliases;  // lower case: alias domain -> real domain
   std::string postmaster;                             // postmaster@/abuse@ target; "" = postmaster@<first local domain>
   std::shared_ptr<const auth::AliasFile> aliases;     // nullptr = no aliases
+  store::maildir::QuotaLimits default_quota;           // [quota]: for Maildirs without maildirsize
 };
 
 enum class RcptVerdict {

@@ -23,6 +23,7 @@ Settings settings_from_config(const Config& cfg, Mode mode) {
   s.recipients.delimiter = c.recipient_delimiter;     // [smtp] and [aliases] (issue 10); the aliases
   s.recipients.domain_aliases = cfg.aliases.domains;  // file itself is loaded by the server
   s.recipients.postmaster = cfg.aliases.postmaster;
+  s.recipients.default_quota = {cfg.quota.default_bytes, cfg.quota.default_messages};
   s.max_message_size = c.max_message_size;
   s.max_recipients = c.max_recipients;
   s.max_line_length = c.max_line_length;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -136,7 +137,8 @@ std::optional<std::uint64_t> parse_quota_size(std::string_view text) {
 namespace {
 
 std::expected<void, std::string> write_atomically(const std::filesystem::path& path, const std::string& text) {
-  const auto tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  static std::atomic<unsigned> counter{0};  // threads of one process must not share a tmp file
+  const auto tmp = path.string() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return std::unexpected(tmp + ": cannot create");
   const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
@@ -213,6 +215,14 @@ std::expected<Maildirsize, std::string> set_maildir_quota(const std::filesystem:
   std::filesystem::create_directories(maildir, ec);
   if (auto ok = write_atomically(path, format_maildirsize(limits, m.usage)); !ok) return std::unexpected(ok.error());
   return m;
+}
+
+void ensure_maildir_quota(const std::filesystem::path& maildir, const QuotaLimits& limits) {
+  if (!limits.any()) return;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(maildir / "new", ec)) return;  // created by the first delivery
+  if (std::filesystem::exists(maildir / "maildirsize", ec) || ec) return;
+  (void)set_maildir_quota(maildir, limits);
 }
 
 std::string describe_maildir_quota(const std::filesystem::path& maildir) {

@@ -91,6 +91,10 @@ void append_maildirsize(const std::filesystem::path& maildir, std::int64_t bytes
 std::expected<Maildirsize, std::string> set_maildir_quota(const std::filesystem::path& maildir,
                                                           const QuotaLimits& limits);
 
+// The configured default ([quota]): writes maildirsize with `limits` when the Maildir exists and
+// has none (a mailbox's own limits, set with `buzon quota`, are never overwritten). Best effort.
+void ensure_maildir_quota(const std::filesystem::path& maildir, const QuotaLimits& limits);
+
 // "usage: 321 bytes in 3 messages\nquota: 350 bytes (91%), no message limit\n" (or "quota: none\n")
 // for `buzon quota` and `buzon user show`; reads (and may recalculate) maildirsize.
 std::string describe_maildir_quota(const std::filesystem::path& maildir);
