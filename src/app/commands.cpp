@@ -7,6 +7,7 @@
 #include "core/log.hpp"
 #include "core/mail_location.hpp"
 #include "dkim/dkim.hpp"
+#include "proto/smtp/service_config.hpp"
 #include "server/privileges.hpp"
 #include "server/server.hpp"
 #include "store/maildir/maildirsize.hpp"
@@ -186,6 +187,17 @@ int cmd_doctor(const Options& opt) {
       std::string domains;
       for (auto& d : cfg->smtp.local_domains) domains += (domains.empty() ? "" : ", ") + d;
       std::cout << "smtp: local domains " << domains << "\n";
+    }
+  }
+  // Aliases (issue 10): loaded and checked as `serve` does.
+  if (!cfg->aliases.file.empty()) {
+    const auto path = cfg->resolve(cfg->aliases.file);
+    auto t = smtp::load_server_aliases(path, smtp::settings_from_config(*cfg, smtp::Mode::smtp).recipients);
+    if (!t) {
+      std::cout << "aliases: " << t.error() << "\n";
+      ++problems;
+    } else {
+      std::cout << "aliases: " << path.string() << ": " << t->size() << " aliases\n";
     }
   }
   // TLS and authentication (issue 3).

@@ -126,6 +126,8 @@ def test_alias_cycle_is_refused_at_start_up_with_the_chain(buzon):
                                        "c@example.com: a@example.com\n", start=False)
     err = start_fails(srv)
     assert "aliases:2: alias loop: a@example.com -> b@example.com -> c@example.com -> a@example.com" in err, err
+    doctor = srv.run_cli("doctor")
+    assert doctor.returncode == 1 and b"aliases:2: alias loop: a@example.com -> b@example.com" in doctor.stdout, doctor
 
 
 def test_unsupported_targets_are_refused_at_start_up(buzon):
