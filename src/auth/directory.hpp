@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace buzon::auth {
 
@@ -45,6 +46,7 @@ struct User {
   std::optional<unsigned> uid, gid;
   std::string home;
   std::string mail;       // explicit mail location from the entry (passwd-file extra field), may be empty
+  std::vector<std::string> quota_rules;  // Dovecot quota_rule / quota_rule2 values, e.g. "*:storage=1G"
 };
 
 class Directory {

@@ -109,6 +109,11 @@ std::expected<void, std::string> apply_extra_fields(std::string_view extra, User
     } else if (key == "home") {
       if (auto ok = check_home(value); !ok) return std::unexpected(std::move(ok.error()));
       user.home = std::string(value);
+    } else if (key == "quota_rule" || key == "quota_rule2") {
+      if (!value.starts_with("*:") || value.find('=') == std::string_view::npos)
+        return std::unexpected("quota_rule " + printable(value) +
+                               " is not \"*:storage=SIZE\" or \"*:messages=N\" (fix: e.g. quota_rule=*:storage=1G)");
+      user.quota_rules.emplace_back(value);
     } else if (key == "uid" || key == "gid") {
       auto id = parse_id(value, key);
       if (!id) return std::unexpected(std::move(id.error()));

@@ -6,7 +6,8 @@
 //           Dovecot does); a trailing CR is ignored. extra_fields is the rest of the line (it may
 //           contain ':'), a space-separated list of key=value: mail / userdb_mail give User::mail,
 //           home / userdb_home, uid / userdb_uid, gid / userdb_gid override the fixed fields;
-//           other keys (quota_rule, nopassword, ...) are ignored. Dovecot's old format — an empty
+//           quota_rule / quota_rule2 ("*:storage=1G", "*:messages=1000") give User::quota_rules;
+//           other keys (nopassword, ...) are ignored. Dovecot's old format — an empty
 //           8th field followed by the mail location — is read too. A password without a
 //           {SCHEME} prefix is CRYPT (Dovecot's passwd-file default_pass_scheme).
 // SECURITY  The file is trusted administrator input but is still parsed defensively: bounded

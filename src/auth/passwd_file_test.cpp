@@ -76,6 +76,7 @@ TEST(PasswdFile, FieldsAsDovecotDefinesThem) {
   EXPECT_EQ(users[0].gid, 1001u);
   EXPECT_EQ(users[0].home, "/home/alice");
   EXPECT_EQ(users[0].mail, "maildir:~/Maildir");  // extra fields may contain ':'
+  EXPECT_EQ(users[0].quota_rules, std::vector<std::string>{"*:storage=1G"});
 
   EXPECT_EQ(users[1].name, "bob");
   EXPECT_EQ(users[1].password, "{SHA512-CRYPT}$6$x$y");
@@ -150,6 +151,7 @@ TEST(PasswdFile, ErrorsNameTheLineAndTheFix) {
       {"a:{PLAIN}x:100:100::relative/home\n", 1, "not an absolute path"},
       {"a:{PLAIN}x::::::userdb_home=rel\n", 1, "not an absolute path"},
       {"a:{PLAIN}x::::::userdb_uid=0\n", 1, "uid 0"},
+      {"a:{PLAIN}x::::::userdb_quota_rule=storage=1G\n", 1, "is not \"*:storage=SIZE\""},
       {"# c\n" + std::string(kMaxPasswdLineLength + 1, 'a') + "\n", 2, "longer than"},
   };
   for (const auto& c : cases) {

@@ -220,3 +220,26 @@ def test_config_default_quota(buzon):
     # A mailbox's own quota is kept: raising it lets mail in again.
     assert srv.run_cli("quota", "bob@example.com", "--bytes", "10k").returncode == 0
     send(srv, "bob@example.com", body)
+
+
+def test_passwd_quota_rule_is_the_users_own(buzon):
+    srv = policy_server(buzon, start=False)
+    with open(srv.passwd, "a") as fh:
+        fh.write("carol@example.com:{PLAIN}carol-pw-4444::::::userdb_quota_rule=*:storage=1k\n")
+    srv.start()
+    wait_smtp(srv.smtp_port)
+    body = "Subject: fill\r\n\r\n" + "x" * 300 + "\r\n"
+    send(srv, "carol@example.com", body)  # creates the Maildir; the next RCPT writes its maildirsize
+    try:
+        send(srv, "carol@example.com", body)
+        raise AssertionError("a second copy fit in 1k")
+    except smtplib.SMTPDataError as e:
+        assert e.smtp_code == 452, e
+    # The passwd-file is authoritative: a limit set by hand is put back at the next RCPT.
+    assert srv.run_cli("quota", "carol@example.com", "--bytes", "10k").returncode == 0
+    try:
+        send(srv, "carol@example.com", body)
+        raise AssertionError("the passwd-file quota_rule was not applied again")
+    except smtplib.SMTPDataError as e:
+        assert e.smtp_code == 452, e
+    assert b"quota: 1024 bytes" in srv.run_cli("quota", "carol@example.com").stdout

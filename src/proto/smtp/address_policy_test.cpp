@@ -15,7 +15,10 @@ namespace {
 
 class Users final : public auth::Directory {
  public:
-  void add(std::string name) { users_[name] = auth::User{name, "{PLAIN}x"}; }
+  void add(std::string name, std::vector<std::string> quota_rules = {}) {
+    users_[name] = auth::User{name, "{PLAIN}x"};
+    users_[name].quota_rules = std::move(quota_rules);
+  }
   std::optional<auth::User> lookup(std::string_view name) const override {
     auto it = users_.find(std::string(name));
     if (it == users_.end()) return std::nullopt;
@@ -190,6 +193,11 @@ TEST_F(AddressPolicy, DefaultQuotaIsWrittenOnlyWhereThereIsNone) {
   const auto now = std::chrono::system_clock::now();
   EXPECT_EQ(store::maildir::read_maildirsize(ana, now)->limits.bytes, 1000u);
   EXPECT_EQ(store::maildir::read_maildirsize(bob, now)->limits.bytes, 5000u);
+  // A quota_rule in the passwd-file is the user's own and wins over what the file says.
+  users_.add("bob@example.com", {"*:storage=2k", "*:messages=7"});
+  EXPECT_EQ(targets("bob@example.com").verdict, RcptVerdict::local);
+  EXPECT_EQ(store::maildir::read_maildirsize(bob, now)->limits.bytes, 2048u);
+  EXPECT_EQ(store::maildir::read_maildirsize(bob, now)->limits.messages, 7u);
   std::filesystem::remove_all(base);
 }
 

@@ -83,7 +83,11 @@ ResolvedRecipient mailbox_of(const auth::User& user, std::string address, const 
   r.verdict = RcptVerdict::local;
   r.user = user.name;
   r.box = store::MailboxRef{user.name, where->string()};
-  store::maildir::ensure_maildir_quota(*where, policy.default_quota);  // [quota] default (no-op when unset)
+  // The user's quota_rule (passwd-file, authoritative) or the [quota] default (only where none is).
+  if (auto own = store::maildir::parse_quota_rules(user.quota_rules))
+    store::maildir::ensure_maildir_quota(*where, *own, true);
+  else
+    store::maildir::ensure_maildir_quota(*where, policy.default_quota);
   return r;
 }
 

@@ -217,12 +217,39 @@ std::expected<Maildirsize, std::string> set_maildir_quota(const std::filesystem:
   return m;
 }
 
-void ensure_maildir_quota(const std::filesystem::path& maildir, const QuotaLimits& limits) {
-  if (!limits.any()) return;
+void ensure_maildir_quota(const std::filesystem::path& maildir, const QuotaLimits& limits, bool authoritative) {
+  if (!limits.any() && !authoritative) return;
   std::error_code ec;
   if (!std::filesystem::is_directory(maildir / "new", ec)) return;  // created by the first delivery
+  if (authoritative) {
+    auto current = read_maildirsize(maildir, std::chrono::system_clock::now());
+    const QuotaLimits have = current ? current->limits : QuotaLimits{};
+    if (have.bytes != limits.bytes || have.messages != limits.messages) (void)set_maildir_quota(maildir, limits);
+    return;
+  }
   if (std::filesystem::exists(maildir / "maildirsize", ec) || ec) return;
   (void)set_maildir_quota(maildir, limits);
+}
+
+std::optional<QuotaLimits> parse_quota_rules(const std::vector<std::string>& rules) {
+  std::optional<QuotaLimits> out;
+  for (std::string_view r : rules) {
+    if (!r.starts_with("*:")) continue;
+    r.remove_prefix(2);
+    const auto eq = r.find('=');
+    if (eq == std::string_view::npos) continue;
+    const std::string_view key = r.substr(0, eq), value = r.substr(eq + 1);
+    auto v = parse_quota_size(value);
+    if (!v) continue;
+    if (key == "storage" || key == "bytes") {
+      if (!out) out = QuotaLimits{};
+      out->bytes = *v;
+    } else if (key == "messages") {
+      if (!out) out = QuotaLimits{};
+      out->messages = *v;
+    }
+  }
+  return out;
 }
 
 std::string describe_maildir_quota(const std::filesystem::path& maildir) {

@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace buzon::store::maildir {
 
@@ -93,7 +94,14 @@ std::expected<Maildirsize, std::string> set_maildir_quota(const std::filesystem:
 
 // The configured default ([quota]): writes maildirsize with `limits` when the Maildir exists and
 // has none (a mailbox's own limits, set with `buzon quota`, are never overwritten). Best effort.
-void ensure_maildir_quota(const std::filesystem::path& maildir, const QuotaLimits& limits);
+// With `authoritative` (the user's own rule in the passwd-file) the file is also rewritten when its
+// limits differ.
+void ensure_maildir_quota(const std::filesystem::path& maildir, const QuotaLimits& limits,
+                          bool authoritative = false);
+
+// Dovecot quota_rule values ("*:storage=1G", "*:messages=1000", "*:bytes=5000") -> limits;
+// nullopt when none of them is one of those.
+std::optional<QuotaLimits> parse_quota_rules(const std::vector<std::string>& rules);
 
 // "usage: 321 bytes in 3 messages\nquota: 350 bytes (91%), no message limit\n" (or "quota: none\n")
 // for `buzon quota` and `buzon user show`; reads (and may recalculate) maildirsize.

@@ -73,6 +73,16 @@ TEST(Maildirsize, QuotaSizes) {
   for (auto bad : {"", "G", "1.5G", "-1", "1X", "99999999999999999999T"}) EXPECT_FALSE(parse_quota_size(bad)) << bad;
 }
 
+TEST(Maildirsize, DovecotQuotaRules) {
+  auto l = parse_quota_rules({"*:storage=1G", "*:messages=1000"});
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->bytes, 1073741824u);
+  EXPECT_EQ(l->messages, 1000u);
+  EXPECT_EQ(parse_quota_rules({"*:bytes=5000"})->bytes, 5000u);
+  EXPECT_FALSE(parse_quota_rules({}));
+  EXPECT_FALSE(parse_quota_rules({"Trash:storage=+10M", "*:storage=10%"}));  // not supported: ignored
+}
+
 std::string slurp(const std::filesystem::path& p) {
   std::ifstream in(p);
   std::ostringstream ss;
