@@ -747,6 +747,31 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
          return std::nullopt;
        }},
       {"default_messages", [&](const toml::node& n) { return r.uint(n, c.quota.default_messages, "default_messages", 0, 100000000); }},
+      {"domains",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         const char* fix = "write domains = { \"example.org\" = { bytes = 1073741824, messages = 10000 } }";
+         if (!n.is_table()) return r.error_at(n, "'domains' must be a table of domain = { bytes, messages }", fix);
+         c.quota.domains.clear();
+         for (auto&& [k, v] : *n.as_table()) {
+           if (!v.is_table()) return r.error_at(v, fmt::format("quota for '{}' must be a table", k.str()), fix);
+           std::string d(k.str());
+           for (char& ch : d)
+             if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+           auto& l = c.quota.domains[d];
+           Keys kk{
+               {"bytes",
+                [&](const toml::node& b) -> std::optional<ConfigError> {
+                  if (!b.is_integer() || *b.value<std::int64_t>() < 0 || *b.value<std::int64_t>() > (std::int64_t{1} << 50))
+                    return r.error_at(b, "'bytes' must be a number of octets", fix);
+                  l.bytes = static_cast<std::uint64_t>(*b.value<std::int64_t>());
+                  return std::nullopt;
+                }},
+               {"messages", [&](const toml::node& m) { return r.uint(m, l.messages, "messages", 0, 100000000); }},
+           };
+           if (auto e = r.table(*v.as_table(), "quota.domains", kk)) return e;
+         }
+         return std::nullopt;
+       }},
   };
   int auth_line = 0;
 

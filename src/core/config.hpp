@@ -139,6 +139,11 @@ struct SmtpConfig {
 struct QuotaConfig {
   std::uint64_t default_bytes = 0;  // 0 = no limit
   unsigned default_messages = 0;    // 0 = no limit
+  struct Limits {
+    std::uint64_t bytes = 0;
+    unsigned messages = 0;
+  };
+  std::map<std::string, Limits> domains;  // lower case: per-domain defaults instead of the above
 };
 
 // [aliases]: virtual aliases and address routing (README "Addresses and aliases").

@@ -78,8 +78,14 @@ TEST(ConfigPolicy, Quota) {
   ASSERT_TRUE(c) << c.error().str();
   EXPECT_EQ(c->quota.default_bytes, 1073741824u);
   EXPECT_EQ(c->quota.default_messages, 10000u);
+  auto dom = parse_config("[quota]\ndomains = { \"Example.ORG\" = { bytes = 2048, messages = 5 } }\n", "/x/b.toml");
+  ASSERT_TRUE(dom) << dom.error().str();
+  EXPECT_EQ(dom->quota.domains.at("example.org").bytes, 2048u);
+  EXPECT_EQ(dom->quota.domains.at("example.org").messages, 5u);
   for (const char* bad : {"[quota]\ndefault_bytes = \"1G\"\n", "[quota]\ndefault_bytes = -1\n",
-                          "[quota]\ndefault_messages = -1\n", "[quota]\nstorage = 1\n"}) {
+                          "[quota]\ndefault_messages = -1\n", "[quota]\nstorage = 1\n",
+                          "[quota]\ndomains = { \"a.org\" = 5 }\n", "[quota]\ndomains = { \"a.org\" = { size = 5 } }\n",
+                          "[quota]\ndomains = { \"a.org\" = { bytes = \"1G\" } }\n"}) {
     auto r = parse_config(bad, "/x/b.toml");
     ASSERT_FALSE(r) << bad;
     EXPECT_EQ(r.error().line, 2) << bad;

@@ -693,6 +693,7 @@ std::expected<void, std::string> Server::Impl::start_relay() {
     opt->local.domain_aliases = policy.domain_aliases;
     opt->local.postmaster = policy.postmaster;
     opt->local.default_quota = policy.default_quota;
+    opt->local.domain_quota = policy.domain_quota;
     opt->local.aliases = aliases;
   }
   const std::string relay_helo = opt->hostname;

@@ -193,6 +193,11 @@ TEST_F(AddressPolicy, DefaultQuotaIsWrittenOnlyWhereThereIsNone) {
   const auto now = std::chrono::system_clock::now();
   EXPECT_EQ(store::maildir::read_maildirsize(ana, now)->limits.bytes, 1000u);
   EXPECT_EQ(store::maildir::read_maildirsize(bob, now)->limits.bytes, 5000u);
+  // A domain's default instead of the global one.
+  policy_.domain_quota["example.com"] = {3000, 0};
+  std::filesystem::remove(ana / "maildirsize");
+  EXPECT_EQ(targets("ana@example.net").verdict, RcptVerdict::local);  // a domain alias of example.com
+  EXPECT_EQ(store::maildir::read_maildirsize(ana, now)->limits.bytes, 3000u);
   // A quota_rule in the passwd-file is the user's own and wins over what the file says.
   users_.add("bob@example.com", {"*:storage=2k", "*:messages=7"});
   EXPECT_EQ(targets("bob@example.com").verdict, RcptVerdict::local);

@@ -84,10 +84,15 @@ ResolvedRecipient mailbox_of(const auth::User& user, std::string address, const 
   r.user = user.name;
   r.box = store::MailboxRef{user.name, where->string()};
   // The user's quota_rule (passwd-file, authoritative) or the [quota] default (only where none is).
-  if (auto own = store::maildir::parse_quota_rules(user.quota_rules))
+  if (auto own = store::maildir::parse_quota_rules(user.quota_rules)) {
     store::maildir::ensure_maildir_quota(*where, *own, true);
-  else
-    store::maildir::ensure_maildir_quota(*where, policy.default_quota);
+  } else {
+    const auto at = user.name.rfind('@');
+    const std::string domain =
+        at != std::string::npos ? user.name.substr(at + 1) : map_domain(domain_of(r.address), policy);
+    const auto d = policy.domain_quota.find(domain);
+    store::maildir::ensure_maildir_quota(*where, d != policy.domain_quota.end() ? d->second : policy.default_quota);
+  }
   return r;
 }
 

@@ -56,6 +56,7 @@ struct RecipientPolicy {
   std::string postmaster;                             // postmaster@/abuse@ target; "" = postmaster@<first local domain>
   std::shared_ptr<const auth::AliasFile> aliases;     // nullptr = no aliases
   store::maildir::QuotaLimits default_quota;           // [quota]: for Maildirs without maildirsize
+  std::map<std::string, store::maildir::QuotaLimits> domain_quota;  // [quota] domains, instead of it
 };
 
 enum class RcptVerdict {
