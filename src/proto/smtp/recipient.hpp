@@ -57,6 +57,7 @@ struct RecipientPolicy {
   std::shared_ptr<const auth::AliasFile> aliases;     // nullptr = no aliases
   store::maildir::QuotaLimits default_quota;           // [quota]: for Maildirs without maildirsize
   std::map<std::string, store::maildir::QuotaLimits> domain_quota;  // [quota] domains, instead of it
+  unsigned max_hops = 50;  // [smtp] max_hops: Received: fields that mean a loop (smtp/loop_check.hpp)
 };
 
 enum class RcptVerdict {
