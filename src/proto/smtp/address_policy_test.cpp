@@ -193,6 +193,13 @@ TEST_F(AddressPolicy, DefaultQuotaIsWrittenOnlyWhereThereIsNone) {
   const auto now = std::chrono::system_clock::now();
   EXPECT_EQ(store::maildir::read_maildirsize(ana, now)->limits.bytes, 1000u);
   EXPECT_EQ(store::maildir::read_maildirsize(bob, now)->limits.bytes, 5000u);
+  // SIZE= at RCPT time.
+  {
+    auto r = resolve_recipient(mb("bob@example.com"), policy_, users_);
+    EXPECT_TRUE(fits_quota(r, 5000));
+    EXPECT_FALSE(fits_quota(r, 5001));
+    EXPECT_TRUE(fits_quota(resolve_recipient(mb("alice@example.com"), policy_, users_), 1u << 30));  // unknown
+  }
   // A domain's default instead of the global one.
   policy_.domain_quota["example.com"] = {3000, 0};
   std::filesystem::remove(ana / "maildirsize");

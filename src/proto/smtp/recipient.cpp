@@ -220,6 +220,12 @@ ResolvedRecipient resolve_recipient(const Mailbox& m, const RecipientPolicy& pol
   return std::move(t.local.front());
 }
 
+bool fits_quota(const ResolvedRecipient& r, std::uint64_t size) {
+  if (r.verdict != RcptVerdict::local || r.box.location.empty()) return true;
+  auto q = store::maildir::read_maildirsize(r.box.location, std::chrono::system_clock::now());
+  return !q || store::maildir::quota_allows(q->limits, q->usage, size);
+}
+
 std::string alias_config_error(const auth::AliasTable& table, const RecipientPolicy& policy, std::string_view path,
                                bool several_targets_ok, bool remote_ok) {
   for (const auto& [key, entry] : table) {

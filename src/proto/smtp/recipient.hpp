@@ -101,6 +101,10 @@ RecipientTargets resolve_targets(const Mailbox& m, const RecipientPolicy& policy
 ResolvedRecipient resolve_recipient(const Mailbox& m, const RecipientPolicy& policy,
                                     const auth::Directory& directory);
 
+// RFC 1870 SIZE= at RCPT time: false when the mailbox's Maildir++ quota (maildirsize) cannot take
+// `size` more octets (452 4.2.2 then, before the data is sent). No maildirsize: true. Blocking I/O.
+bool fits_quota(const ResolvedRecipient& r, std::uint64_t size);
+
 // "user+tag" -> "user" (the first delimiter character found after position 0); unchanged when the
 // delimiter is "" or absent. Any character of `delimiter` is a delimiter (Postfix's rule).
 std::string strip_extension(std::string_view local, std::string_view delimiter);
