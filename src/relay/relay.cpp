@@ -7,6 +7,8 @@
 // LIMITS    See relay.hpp.
 #include "relay/relay.hpp"
 
+#include <asio/post.hpp>
+
 #include "core/log.hpp"
 #include "proto/sasl/mechanism.hpp"
 #include "proto/smtp/received.hpp"
@@ -154,9 +156,17 @@ void Relay::stop() {
   if (timer_) timer_->cancel();
 }
 
+void Relay::wake() {
+  asio::post(ex_, [this] {
+    woken_ = true;
+    if (timer_) timer_->cancel();
+  });
+}
+
 asio::awaitable<void> Relay::scan_loop() {
   auto timer = timer_;
   while (!stopping_) {
+    woken_ = false;
     auto entries = co_await s_.pool->run([this] { return s_.spool->list(); });
     const auto now = now_();
     for (const auto& e : entries) {
@@ -166,6 +176,7 @@ asio::awaitable<void> Relay::scan_loop() {
     }
     co_await close_idle(false);
     if (stopping_) break;
+    if (woken_) continue;  // an enqueue arrived during this scan
     timer->expires_after(o_.scan_interval);
     co_await timer->async_wait(kTuple);
   }

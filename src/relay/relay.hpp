@@ -106,6 +106,8 @@ class Relay {
   // the executor stops: what is on disk stays the truth).
   void start();
   void stop();
+  // A new entry is in the spool: scan now instead of at the next interval. Any thread.
+  void wake();
   // One scan: starts every due entry and waits until they are done (tests, `queue flush`).
   asio::awaitable<void> run_once();
   // One delivery round of one entry, now (skipped when another task holds it).
@@ -138,6 +140,7 @@ class Relay {
   unsigned active_ = 0;
   std::map<std::string, unsigned> per_domain_;
   bool stopping_ = false;
+  bool woken_ = false;  // a wake() arrived while a scan was running: scan again at once
   std::shared_ptr<asio::steady_timer> timer_;
   // Connection reuse: sessions whose transaction ended cleanly, by "host[address]:port|smarthost",
   // kept up to kIdleTime for the next message to the same host (at most max_per_domain per key).

@@ -388,3 +388,29 @@ TEST_F(RelayTest, StaleReusedConnectionFallsBackToAFreshOne) {
 
 }  // namespace
 }  // namespace buzon::relay
+
+namespace buzon::relay {
+namespace {
+
+// The submission session wakes the relay after a durable enqueue: the message leaves at once, not
+// at the next scan (scan_interval here is a minute).
+TEST_F(RelayTest, WakeScansAtOnceInsteadOfWaitingForTheInterval) {
+  opt.scan_interval = std::chrono::seconds(60);
+  Relay relay(io.get_executor(), Services{spool.get(), &resolver, &delivery, &directory, &pool}, opt);
+  relay.start();
+  for (int i = 0; i < 50 && io.run_one_for(std::chrono::milliseconds(20));) ++i;  // first scan: empty spool
+  enqueue("alice@a.test", {"bob@b.test"});
+  relay.wake();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((peer.messages.empty() || relay.in_flight() > 0) && std::chrono::steady_clock::now() < deadline)
+    io.run_one_for(std::chrono::milliseconds(50));
+  relay.stop();
+  // Let the scan loop see the stop before the relay goes away (nothing may outlive it).
+  for (int i = 0; i < 100 && io.run_one_for(std::chrono::milliseconds(20));) ++i;
+  ASSERT_EQ(peer.messages.size(), 1u) << "woken relay delivered before its 60 s interval";
+  EXPECT_EQ(peer.messages[0], message);
+  EXPECT_TRUE(spool->list().empty());
+}
+
+}  // namespace
+}  // namespace buzon::relay

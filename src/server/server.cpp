@@ -703,6 +703,7 @@ std::expected<void, std::string> Server::Impl::start_relay() {
   relay = std::make_unique<relay::Relay>(relay_io.get_executor(),
                                          relay::Services{spool.get(), resolver.get(), &deliverer, directory.get(), pool.get()},
                                          std::move(*opt));
+  submission.on_enqueued = [r = relay.get()] { r->wake(); };
   spdlog::info("relay started helo={} tls={} dns={} smarthost={}", relay_helo, cfg.relay.tls,
                cfg.dns.servers.empty() ? std::string("system") : fmt::format("{}", fmt::join(cfg.dns.servers, ",")),
                cfg.relay.smarthost.empty() ? std::string("-") : cfg.relay.smarthost);

@@ -1072,6 +1072,7 @@ asio::awaitable<void> Session::enqueue(std::int64_t now, const std::string& rece
   spdlog::info("submission message id={} queue_id={} user={} from={} rcpts={} size={} signed={} ms={}", tx.id, *id,
                log_value(user_), log_value(m.sender.empty() ? "<>" : m.sender), m.recipients.size(), tx.body.size(),
                signature.empty() ? "no" : "yes", ms);
+  if (svc_.on_enqueued) svc_.on_enqueued();  // the relay starts now instead of at its next scan
   reply(250, esc::kOther, fmt::format("Ok: queued as {}", *id));
 }
 

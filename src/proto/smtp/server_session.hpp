@@ -47,6 +47,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -97,6 +98,7 @@ struct Service {
   std::string fake_salt_key;               // SCRAM salts of unknown users
   queue::Spool* spool = nullptr;           // remote recipients; nullptr: they are refused
   std::vector<dkim::Signer> dkim;          // [[dkim.key]]: every key of the author's domain signs
+  std::function<void()> on_enqueued;       // after a durable enqueue: wakes the relay (any thread)
   Counters counters;
 };
 
