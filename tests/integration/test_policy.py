@@ -245,3 +245,37 @@ def test_passwd_quota_rule_is_the_users_own(buzon):
     except smtplib.SMTPDataError as e:
         assert e.smtp_code == 452, e
     assert b"quota: 1024 bytes" in srv.run_cli("quota", "carol@example.com").stdout
+
+
+def test_mail_loops_are_refused_with_5_4_6(buzon):
+    srv = smtp_server(buzon, users=USERS, smtp={"local_domains": DOMAINS, "max_hops": 5})
+    looped = "Delivered-To: Alice+x@example.com\r\nSubject: loop\r\n\r\nagain\r\n"
+    try:
+        send(srv, "alice+x@example.com", looped)
+        raise AssertionError("a message already delivered to the address was accepted")
+    except smtplib.SMTPDataError as e:
+        assert e.smtp_code == 554 and e.smtp_error.startswith(b"5.4.6"), e
+    hops = "".join(f"Received: from h{i} by h{i + 1}; Fri, 27 Nov 2026 05:00:00 +0000\r\n" for i in range(5))
+    try:
+        send(srv, "alice@example.com", hops + "Subject: hops\r\n\r\nround\r\n")
+        raise AssertionError("a message with max_hops Received: fields was accepted")
+    except smtplib.SMTPDataError as e:
+        assert e.smtp_code == 554 and e.smtp_error.startswith(b"5.4.6"), e
+    send(srv, "alice@example.com", hops.split("\r\n", 1)[1] + "Subject: ok\r\n\r\nfine\r\n")  # 4 hops
+    send(srv, "bob@example.com", looped)  # another address
+    assert len(pop_all(srv, "alice@example.com")) == 1 and len(pop_all(srv, "bob@example.com")) == 1
+
+
+def test_size_over_quota_is_refused_at_rcpt(buzon):
+    srv = policy_server(buzon)
+    send(srv, "alice@example.com")  # creates the Maildir
+    assert srv.run_cli("quota", "alice@example.com", "--bytes", "1k").returncode == 0
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=IO_TIMEOUT) as s:
+        s.ehlo()
+        assert s.mail("sender@remote.test", ["SIZE=5000"])[0] == 250
+        code, text = s.rcpt("alice@example.com")
+        assert code == 452 and text.startswith(b"4.2.2"), (code, text)
+        assert s.rcpt("bob@example.com")[0] == 250  # no quota
+        s.rset()
+        assert s.mail("sender@remote.test", ["SIZE=300"])[0] == 250
+        assert s.rcpt("alice@example.com")[0] == 250

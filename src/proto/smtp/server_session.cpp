@@ -12,6 +12,7 @@
 // STANDARDS See server_session.hpp.
 // LIMITS    See server_session.hpp.
 #include "proto/smtp/server_session.hpp"
+#include "proto/smtp/loop_check.hpp"
 
 #include "core/base64.hpp"
 #include "core/line_buffer.hpp"
@@ -515,8 +516,12 @@ asio::awaitable<void> Session::cmd_rcpt(const Command& c) {
     reply(452, esc::kTooManyRecipients, "Error: too many recipients");
     co_return;
   }
-  auto r = co_await svc_.pool->run(
-      [&] { return resolve_recipient(c.path.mailbox, cfg_.recipients, *svc_.directory); });
+  bool full = false;  // SIZE= (RFC 1870) does not fit the mailbox's quota (issue 10)
+  auto r = co_await svc_.pool->run([&] {
+    auto res = resolve_recipient(c.path.mailbox, cfg_.recipients, *svc_.directory);
+    full = tx_->params.size && !fits_quota(res, *tx_->params.size);
+    return res;
+  });
   if (r.verdict == RcptVerdict::relay_denied && submission() && svc_.spool) {
     // An authenticated submission: a remote recipient, for the outbound spool.
     Recipient rc;
@@ -547,6 +552,10 @@ asio::awaitable<void> Session::cmd_rcpt(const Command& c) {
       reply(451, esc::kSystemOther, "Error: temporary failure looking up the recipient");
       co_return;
     case RcptVerdict::local: break;
+  }
+  if (full) {
+    reply(452, esc::kMailboxFull, "Error: mailbox full, try again later");
+    co_return;
   }
   Recipient rc;
   rc.path = c.path;
@@ -734,6 +743,19 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
     reply_all(r);
     tx_.reset();
     co_return;
+  }
+
+  // Mail loops (RFC 5321 §6.3, issue 10): a Delivered-To: of a recipient, or too many Received:.
+  {
+    std::vector<std::string> addresses;
+    for (const auto& r : tx.rcpts) addresses.push_back(r.address);
+    if (auto loop = check_loop(tx.body, addresses, cfg_.recipients.max_hops); loop.verdict != LoopVerdict::ok) {
+      spdlog::info("{} message refused id={} peer={} reason=loop detail={}", lmtp() ? "lmtp" : "smtp", tx.id,
+                   log_value(peer_), log_value(loop.detail));
+      reply_all(Reply{554, Enhanced{4, 6}, "Error: mail loop detected"});  // 5.4.6 Routing loop detected
+      tx_.reset();
+      co_return;
+    }
   }
 
   // Trace fields: Received once (RFC 5321 §4.4), Return-Path and Delivered-To per copy.
