@@ -747,6 +747,16 @@ std::expected<Config, ConfigError> parse_config(std::string_view text, const std
          return std::nullopt;
        }},
       {"default_messages", [&](const toml::node& n) { return r.uint(n, c.quota.default_messages, "default_messages", 0, 100000000); }},
+      {"over_quota",
+       [&](const toml::node& n) -> std::optional<ConfigError> {
+         std::string v;
+         if (auto e = r.str(n, v, "over_quota")) return e;
+         if (v != "temporary" && v != "permanent")
+           return r.error_at(n, fmt::format("unknown over_quota '{}'", v),
+                             "write \"temporary\" (452 4.2.2, the default) or \"permanent\" (552 5.2.2)");
+         c.quota.over_quota_permanent = v == "permanent";
+         return std::nullopt;
+       }},
       {"domains",
        [&](const toml::node& n) -> std::optional<ConfigError> {
          const char* fix = "write domains = { \"example.org\" = { bytes = 1073741824, messages = 10000 } }";

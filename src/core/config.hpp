@@ -144,6 +144,9 @@ struct QuotaConfig {
     unsigned messages = 0;
   };
   std::map<std::string, Limits> domains;  // lower case: per-domain defaults instead of the above
+  // Over quota: "temporary" = 452 4.2.2 (the sender retries; RFC 3463 X.2.2 is usually transient),
+  // "permanent" = 552 5.2.2 (bounces at once).
+  bool over_quota_permanent = false;
 };
 
 // [aliases]: virtual aliases and address routing (README "Addresses and aliases").

@@ -95,3 +95,25 @@ TEST(ConfigPolicy, Quota) {
 
 }  // namespace
 }  // namespace buzon
+
+namespace buzon {
+namespace {
+
+TEST(ConfigPolicy, OverQuota) {
+  auto d = parse_config("", "/x/b.toml");
+  ASSERT_TRUE(d) << d.error().str();
+  EXPECT_FALSE(d->quota.over_quota_permanent);  // 452 4.2.2 by default
+  auto p = parse_config("[quota]\nover_quota = \"permanent\"\n", "/x/b.toml");
+  ASSERT_TRUE(p) << p.error().str();
+  EXPECT_TRUE(p->quota.over_quota_permanent);
+  auto t = parse_config("[quota]\nover_quota = \"temporary\"\n", "/x/b.toml");
+  ASSERT_TRUE(t) << t.error().str();
+  EXPECT_FALSE(t->quota.over_quota_permanent);
+  auto bad = parse_config("[quota]\n\nover_quota = \"bounce\"\n", "/x/b.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().line, 3);
+  EXPECT_NE(bad.error().str().find("unknown over_quota 'bounce'"), std::string::npos) << bad.error().str();
+}
+
+}  // namespace
+}  // namespace buzon

@@ -279,3 +279,32 @@ def test_size_over_quota_is_refused_at_rcpt(buzon):
         s.rset()
         assert s.mail("sender@remote.test", ["SIZE=300"])[0] == 250
         assert s.rcpt("alice@example.com")[0] == 250
+
+
+def test_over_quota_permanent_answers_552(buzon):
+    """[quota] over_quota = "permanent": a full mailbox bounces at once (552 5.2.2) instead of the
+    default temporary 452 4.2.2; at RCPT time too when SIZE= says the message will not fit."""
+    srv = smtp_server(buzon, users=USERS, smtp={"local_domains": DOMAINS}, start=False,
+                      quota={"over_quota": "permanent"})
+    srv.start()
+    wait_smtp(srv.smtp_port)
+    assert srv.run_cli("quota", "alice@example.com", "--bytes", "1k").returncode == 0
+    body = "Subject: fill\r\n\r\n" + "x" * 300 + "\r\n"
+    codes = []
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=IO_TIMEOUT) as s:
+        for _ in range(10):
+            try:
+                s.sendmail("sender@remote.test", ["alice@example.com"], body)
+            except smtplib.SMTPDataError as e:
+                codes.append((e.smtp_code, e.smtp_error[:5]))
+                break
+            except smtplib.SMTPRecipientsRefused as e:
+                code, text = e.recipients["alice@example.com"]
+                codes.append((code, text[:5]))
+                break
+    assert codes == [(552, b"5.2.2")], codes
+    with smtplib.SMTP(HOST, srv.smtp_port, timeout=IO_TIMEOUT) as s:
+        s.ehlo("client.test")
+        assert s.mail("sender@remote.test", ["SIZE=5000"])[0] == 250
+        code, text = s.rcpt("alice@example.com")
+        assert (code, text[:5]) == (552, b"5.2.2"), (code, text)

@@ -110,11 +110,17 @@ std::string hex_id(std::size_t bytes) {
   return out;
 }
 
+// A full mailbox (RFC 3463 X.2.2): temporary by default, permanent when [quota] over_quota says so.
+Reply quota_reply(bool permanent) {
+  if (permanent) return {552, esc::kMailboxFull, "Error: mailbox full"};
+  return {452, esc::kMailboxFull, "Error: mailbox full, try again later"};
+}
+
 // What a store error means to the client (RFC 5321 §4.2.2, RFC 3463).
-Reply store_reply(const store::StoreError& e) {
+Reply store_reply(const store::StoreError& e, bool quota_permanent) {
   switch (e.code) {
     case store::StoreErrc::no_space: return {452, esc::kSystemFull, "Error: insufficient system storage, try again later"};
-    case store::StoreErrc::quota: return {452, esc::kMailboxFull, "Error: mailbox full, try again later"};
+    case store::StoreErrc::quota: return quota_reply(quota_permanent);
     case store::StoreErrc::too_big: return {552, esc::kTooBig, "Error: message too big for the mailbox"};
     default: return {451, esc::kSystemOther, "Error: local delivery failed, try again later"};
   }
@@ -554,7 +560,7 @@ asio::awaitable<void> Session::cmd_rcpt(const Command& c) {
     case RcptVerdict::local: break;
   }
   if (full) {
-    reply(452, esc::kMailboxFull, "Error: mailbox full, try again later");
+    reply(quota_reply(cfg_.over_quota_permanent));
     co_return;
   }
   Recipient rc;
@@ -827,7 +833,7 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
       if (r)
         reply(250, esc::kOther, fmt::format("<{}> Ok: delivered as {}", tx.rcpts[i].address, tx.id));
       else
-        reply(store_reply(r.error()));
+        reply(store_reply(r.error(), cfg_.over_quota_permanent));
     }
   } else if (all_ok) {
     reply(250, esc::kOther, fmt::format("Ok: delivered as {}", tx.id));
@@ -838,7 +844,7 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
         e = &r.error();
         break;
       }
-    reply(e ? store_reply(*e) : Reply{451, esc::kSystemOther, "Error: local delivery failed, try again later"});
+    reply(e ? store_reply(*e, cfg_.over_quota_permanent) : Reply{451, esc::kSystemOther, "Error: local delivery failed, try again later"});
   }
   tx_.reset();
 }

@@ -76,6 +76,8 @@ struct Settings : login::Policy {
   std::chrono::milliseconds greet_pause{0};
   // VRFY answers 252 unless this is on; then local users are confirmed (250) or denied (550).
   bool vrfy = false;
+  // [quota] over_quota: a full mailbox answers 552 5.2.2 instead of 452 4.2.2.
+  bool over_quota_permanent = false;
   SubmissionSettings submission;  // submission mode only
 };
 

@@ -25,6 +25,7 @@ Settings settings_from_config(const Config& cfg, Mode mode) {
   s.recipients.postmaster = cfg.aliases.postmaster;
   s.recipients.default_quota = {cfg.quota.default_bytes, cfg.quota.default_messages};
   s.recipients.max_hops = c.max_hops;
+  s.over_quota_permanent = cfg.quota.over_quota_permanent;
   for (const auto& [domain, l] : cfg.quota.domains) s.recipients.domain_quota[domain] = {l.bytes, l.messages};
   s.max_message_size = c.max_message_size;
   s.max_recipients = c.max_recipients;
