@@ -26,7 +26,7 @@ std::string_view to_string(ContentError e) {
   return "unknown";
 }
 
-// ---- DATA ------------------------------------------------------------------------------------
+// ---- Shared accounting -----------------------------------------------------------------------
 
 namespace {
 
@@ -44,7 +44,7 @@ bool line_limit_first(std::uint64_t line_len, std::uint64_t size, std::size_t ru
 
 }  // namespace
 
-void DataReader::emit(std::string_view s, std::string& out) {
+void ContentCounter::keep(std::string_view s, std::string& out) {
   size_ += s.size();
   if (error_ != ContentError::none) return;
   if (size_ > limits_.max_size) {
@@ -54,13 +54,24 @@ void DataReader::emit(std::string_view s, std::string& out) {
   out.append(s);
 }
 
+void ContentCounter::text(std::string_view s, std::string& out) {
+  if (line_limit_first(line_len_, size_, s.size(), limits_)) fail(ContentError::line_too_long);
+  line_len_ += s.size();
+  keep(s, out);
+}
+
+void ContentCounter::line_end(std::string& out) {
+  keep(kCrlf, out);
+  line_len_ = 0;
+}
+
+// ---- DATA ------------------------------------------------------------------------------------
+
 std::size_t DataReader::feed(std::string_view in, std::string& out) {
   std::size_t i = 0;
   auto content = [&](std::string_view s) {
-    if (line_limit_first(line_len_, size_, s.size(), limits_)) fail(ContentError::line_too_long);
-    line_len_ += s.size();
     line_start_ = false;
-    emit(s, out);
+    content_.text(s, out);
   };
   while (i < in.size() && !done_) {
     const char c = in[i];
@@ -68,18 +79,17 @@ std::size_t DataReader::feed(std::string_view in, std::string& out) {
       pending_cr_ = false;
       if (c == '\n') {
         ++i;
-        if (dot_line_ && line_len_ == 0) {  // the line was exactly "." CRLF: end of data
+        if (dot_line_ && content_.line_length() == 0) {  // the line was exactly "." CRLF: end of data
           done_ = true;
           break;
         }
-        emit(kCrlf, out);
+        content_.line_end(out);
         line_start_ = true;
         dot_line_ = false;
-        line_len_ = 0;
         continue;
       }
       // A CR not followed by LF is data, not a line end (and an error); `c` is looked at again.
-      fail(ContentError::bare_cr);
+      content_.fail(ContentError::bare_cr);
       content("\r");
       continue;
     }
@@ -89,7 +99,7 @@ std::size_t DataReader::feed(std::string_view in, std::string& out) {
       continue;
     }
     if (c == '\n') {
-      fail(ContentError::bare_lf);  // never a line end: "\n.\n" and friends are plain content
+      content_.fail(ContentError::bare_lf);  // never a line end: "\n.\n" and friends are plain content
       content("\n");
       ++i;
       continue;
@@ -119,27 +129,13 @@ void BdatReader::start_chunk(std::uint64_t size, bool last) {
 void BdatReader::finish_if_last() {
   if (!last_ || !pending_cr_) return;
   pending_cr_ = false;  // the message ends in a CR that no LF follows
-  fail(ContentError::bare_cr);
-  ++size_;
+  content_.fail(ContentError::bare_cr);
+  content_.count(1);
 }
 
 std::size_t BdatReader::feed(std::string_view in, std::string& out) {
   const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), remaining_));
   const std::string_view chunk = in.substr(0, n);
-  auto emit = [&](std::string_view s) {
-    size_ += s.size();
-    if (error_ != ContentError::none) return;
-    if (size_ > limits_.max_size) {
-      fail(ContentError::too_big);
-      return;
-    }
-    out.append(s);
-  };
-  auto content = [&](std::string_view s) {
-    if (line_limit_first(line_len_, size_, s.size(), limits_)) fail(ContentError::line_too_long);
-    line_len_ += s.size();
-    emit(s);
-  };
   std::size_t i = 0;
   while (i < chunk.size()) {
     const char c = chunk[i];
@@ -147,12 +143,11 @@ std::size_t BdatReader::feed(std::string_view in, std::string& out) {
       pending_cr_ = false;
       if (c == '\n') {
         ++i;
-        emit(kCrlf);
-        line_len_ = 0;
+        content_.line_end(out);
         continue;
       }
-      fail(ContentError::bare_cr);
-      content("\r");
+      content_.fail(ContentError::bare_cr);
+      content_.text("\r", out);
       continue;
     }
     if (c == '\r') {
@@ -161,14 +156,14 @@ std::size_t BdatReader::feed(std::string_view in, std::string& out) {
       continue;
     }
     if (c == '\n') {
-      fail(ContentError::bare_lf);
-      content("\n");
+      content_.fail(ContentError::bare_lf);
+      content_.text("\n", out);
       ++i;
       continue;
     }
     auto j = chunk.find_first_of(kCrlf, i);
     if (j == std::string_view::npos) j = chunk.size();
-    content(chunk.substr(i, j - i));
+    content_.text(chunk.substr(i, j - i), out);
     i = j;
   }
   remaining_ -= n;

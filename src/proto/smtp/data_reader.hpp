@@ -45,42 +45,61 @@ struct ContentLimits {
   std::uint64_t max_size = 10 * 1024 * 1024;
 };
 
+// What both readers check and count on the content they pass on: the line length (RFC 5321
+// §4.5.3.1.6), the size (RFC 1870) and the first error, which sticks. After an error octets are
+// still counted (size()) but no longer kept.
+class ContentCounter {
+ public:
+  explicit ContentCounter(ContentLimits limits) : limits_(limits) {}
+  // Text of the current line.
+  void text(std::string_view s, std::string& out);
+  // The CRLF that ends the current line.
+  void line_end(std::string& out);
+  void fail(ContentError e) {
+    if (error_ == ContentError::none) error_ = e;
+  }
+  // Octets that are counted but never kept (a CR ending a BDAT message).
+  void count(std::uint64_t n) { size_ += n; }
+  ContentError error() const { return error_; }
+  std::uint64_t size() const { return size_; }
+  std::size_t line_length() const { return line_len_; }
+
+ private:
+  void keep(std::string_view s, std::string& out);
+
+  ContentLimits limits_;
+  std::size_t line_len_ = 0;  // content octets of the current line (no CRLF, no stuffed dot)
+  std::uint64_t size_ = 0;
+  ContentError error_ = ContentError::none;
+};
+
 // DATA content reader. Starts at the beginning of a line (the DATA command's CRLF precedes it, so
 // "DATA\r\n.\r\n" is an empty message).
 class DataReader {
  public:
-  explicit DataReader(ContentLimits limits) : limits_(limits) {}
+  explicit DataReader(ContentLimits limits) : content_(limits) {}
 
   // Consumes octets of `in` up to and including the end-of-data line, appending content to `out`.
   // Returns the number of octets consumed (less than in.size() only when done()).
   std::size_t feed(std::string_view in, std::string& out);
 
   bool done() const { return done_; }
-  ContentError error() const { return error_; }
+  ContentError error() const { return content_.error(); }
   // Octets of content seen (after unstuffing, CRLF included), also those discarded after an error.
-  std::uint64_t size() const { return size_; }
+  std::uint64_t size() const { return content_.size(); }
 
  private:
-  void emit(std::string_view s, std::string& out);
-  void emit_char(char c, std::string& out) { emit(std::string_view(&c, 1), out); }
-  void fail(ContentError e) {
-    if (error_ == ContentError::none) error_ = e;
-  }
-
-  ContentLimits limits_;
+  ContentCounter content_;
   bool done_ = false;
   bool line_start_ = true;   // nothing of the current line seen yet
   bool dot_line_ = false;    // the current line began with a '.' that was removed
   bool pending_cr_ = false;  // the previous octet was a CR not yet known to be part of a CRLF
-  std::size_t line_len_ = 0;  // content octets of the current line (no CRLF, no stuffed dot)
-  std::uint64_t size_ = 0;
-  ContentError error_ = ContentError::none;
 };
 
 // BDAT content reader: one object per message; start_chunk() for each BDAT command.
 class BdatReader {
  public:
-  explicit BdatReader(ContentLimits limits) : limits_(limits) {}
+  explicit BdatReader(ContentLimits limits) : content_(limits) {}
 
   // A BDAT command announced `size` octets (`last`: BDAT ... LAST).
   void start_chunk(std::uint64_t size, bool last);
@@ -92,22 +111,16 @@ class BdatReader {
   bool last() const { return last_; }
   std::uint64_t remaining() const { return remaining_; }
 
-  ContentError error() const { return error_; }
-  std::uint64_t size() const { return size_; }
+  ContentError error() const { return content_.error(); }
+  std::uint64_t size() const { return content_.size(); }
 
  private:
-  void fail(ContentError e) {
-    if (error_ == ContentError::none) error_ = e;
-  }
   void finish_if_last();
 
-  ContentLimits limits_;
+  ContentCounter content_;
   std::uint64_t remaining_ = 0;
   bool last_ = false;
   bool pending_cr_ = false;
-  std::size_t line_len_ = 0;
-  std::uint64_t size_ = 0;
-  ContentError error_ = ContentError::none;
 };
 
 }  // namespace buzon::smtp
