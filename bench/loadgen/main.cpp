@@ -13,6 +13,11 @@
 //                 measures the server's memory meanwhile), then QUITs them all.
 //   crypt-rate    SHA512-CRYPT (crypt(3), 5000 rounds) hashes per second on --threads threads.
 //
+// --tls makes pop3-mailbox and pop3-login speak POP3S (TLS from the first octet, RFC 8314): each
+// session does a full handshake (no resumption), verifying the server against --cafile when given.
+// --tls-version / --tls-ciphers / --tls-groups pin what the client offers, so two servers can be
+// held to the same suite; the result names what was negotiated ("tls").
+//
 // Users are <prefix><index> with the index zero-padded to --digits, index 1..--users. Sessions
 // take users round-robin, so with more users than clients no two sessions share a mailbox.
 // Options: see usage() below.
@@ -76,6 +81,11 @@ struct Options {
   unsigned sources = 1;   // pop3-idle: spread clients over 127.0.0.1..127.0.0.<sources>
   double timeout = 60;    // per session (idle: per login)
   std::size_t bufsize = 64 * 1024;
+  bool tls = false;
+  std::string cafile;       // verify the server certificate against this (else: no verification)
+  std::string tls_version;  // "1.2" | "1.3" | "" (both)
+  std::string tls_ciphers;  // TLS 1.3 suites (1.3) or OpenSSL cipher list (1.2); "" = OpenSSL's default
+  std::string tls_groups;   // key exchange groups, e.g. "X25519"; "" = OpenSSL's default
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -88,7 +98,8 @@ struct Options {
                "  --duration SECONDS | --sessions N     --expect-msgs M    --timeout SECONDS (60)\n"
                "  --repeat R (pop3-retr, 3) --ceiling (pop3-retr: raw TCP before each RETR) --ceiling-bytes B\n"
                "  --inflight P (pop3-idle, 64) --sources S (pop3-idle: source addresses 127.0.0.1..S)\n"
-               "  --bufsize BYTES (client read buffer, 65536)\n",
+               "  --bufsize BYTES (client read buffer, 65536)\n"
+               "  --tls (POP3S) --cafile PEM --tls-version 1.2|1.3 --tls-ciphers LIST --tls-groups LIST\n",
                why.c_str());
   std::exit(2);
 }
@@ -129,11 +140,17 @@ Options parse(int argc, char** argv) {
     else if (a == "--sources") o.sources = static_cast<unsigned>(num(i, "--sources"));
     else if (a == "--timeout") o.timeout = num(i, "--timeout");
     else if (a == "--bufsize") o.bufsize = static_cast<std::size_t>(num(i, "--bufsize"));
+    else if (a == "--tls") o.tls = true;
+    else if (a == "--cafile") o.cafile = str(i, "--cafile");
+    else if (a == "--tls-version") o.tls_version = str(i, "--tls-version");
+    else if (a == "--tls-ciphers") o.tls_ciphers = str(i, "--tls-ciphers");
+    else if (a == "--tls-groups") o.tls_groups = str(i, "--tls-groups");
     else usage("unknown option " + a);
   }
   if (o.users == 0 || o.concurrency == 0 || o.threads == 0 || o.inflight == 0 || o.sources == 0 || o.sources > 250)
     usage("--users, --concurrency, --threads, --inflight must be positive; --sources 1..250");
   if (o.bufsize < 1024) usage("--bufsize must be at least 1024");
+  if (!o.tls_version.empty() && o.tls_version != "1.2" && o.tls_version != "1.3") usage("--tls-version is 1.2 or 1.3");
   return o;
 }
 
@@ -240,8 +257,37 @@ class Watchdog {
 // POP3 sessions
 // ------------------------------------------------------------------------------------------------
 
+// The client TLS context of --tls: what every session offers. Throws BenchError on a bad option.
+std::unique_ptr<asio::ssl::context> make_tls_context(const Options& o) {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX* c = ctx->native_handle();
+  int ver = o.tls_version == "1.2" ? TLS1_2_VERSION : o.tls_version == "1.3" ? TLS1_3_VERSION : 0;
+  SSL_CTX_set_min_proto_version(c, ver ? ver : TLS1_2_VERSION);
+  SSL_CTX_set_max_proto_version(c, ver);
+  // Every session pays for a full handshake, as a new client would.
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+  if (!o.tls_ciphers.empty()) {
+    bool ok = ver == TLS1_2_VERSION ? SSL_CTX_set_cipher_list(c, o.tls_ciphers.c_str()) == 1
+                                    : SSL_CTX_set_ciphersuites(c, o.tls_ciphers.c_str()) == 1;
+    if (!ok) throw BenchError("--tls-ciphers: OpenSSL refuses '" + o.tls_ciphers + "'");
+  }
+  if (!o.tls_groups.empty() && SSL_CTX_set1_groups_list(c, o.tls_groups.c_str()) != 1)
+    throw BenchError("--tls-groups: OpenSSL refuses '" + o.tls_groups + "'");
+  if (!o.cafile.empty()) {
+    ctx->load_verify_file(o.cafile);
+    ctx->set_verify_mode(asio::ssl::verify_peer);
+  } else {
+    ctx->set_verify_mode(asio::ssl::verify_none);
+  }
+  return ctx;
+}
+
 struct Shared {
   Options opt;
+  std::unique_ptr<asio::ssl::context> tls;  // --tls
+  std::mutex tls_mu;
+  std::string tls_negotiated;  // of the first session that completed a handshake
   asio::ip::tcp::endpoint server;
   std::atomic<std::uint64_t> next{0};  // round-robin user counter
   Clock::time_point deadline;
@@ -323,12 +369,16 @@ awaitable<void> client_loop(Shared& sh, Stats& st, SessionFn fn) {
     std::uint64_t k = sh.next.fetch_add(1, std::memory_order_relaxed);
     if (sh.by_count ? k >= o.sessions : Clock::now() >= sh.deadline) break;
     auto user = user_name(o, k % o.users + 1);
-    Pop3Client c(ex, o.bufsize);
+    Pop3Client c(ex, o.bufsize, sh.tls.get());
     Watchdog wd(ex, c, o.timeout);
     auto t0 = Clock::now();
     try {
       Stats s;
       co_await c.connect(sh.server, std::nullopt);
+      if (sh.tls) {
+        std::lock_guard lk(sh.tls_mu);
+        if (sh.tls_negotiated.empty()) sh.tls_negotiated = c.tls_summary();
+      }
       co_await fn(c, user, o, s);
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
       ++st.sessions;
@@ -352,6 +402,7 @@ int run_sessions(const Options& o, SessionFn fn) {
   sh.server = asio::ip::tcp::endpoint(asio::ip::make_address(o.host), static_cast<unsigned short>(o.port));
   sh.by_count = o.duration <= 0;
   if (sh.by_count && o.sessions == 0) usage("give --duration or --sessions");
+  if (o.tls) sh.tls = make_tls_context(o);
 
   std::vector<std::unique_ptr<asio::io_context>> ios;
   std::vector<Stats> stats(o.concurrency);
@@ -380,7 +431,7 @@ int run_sessions(const Options& o, SessionFn fn) {
                 json_str(o.mode).c_str(), secs, all.sessions, all.errors, all.messages, all.octets, all.bytes_in,
                 all.bytes_out, all.sessions / secs, all.messages / secs, all.bytes_in / secs / 1e6, p50, p99, cpu,
                 o.concurrency, o.threads);
-  print_result(std::string(buf) + ",\"error_kinds\":" + error_json(all));
+  print_result(std::string(buf) + ",\"tls\":" + json_str(sh.tls_negotiated) + ",\"error_kinds\":" + error_json(all));
   for (auto& [k, v] : all.error_kinds) std::fprintf(stderr, "loadgen: %" PRIu64 " x %s\n", v, k.c_str());
   return 0;
 }

@@ -5,8 +5,9 @@
 // message (after removing the stuffing dots, before the terminator) is returned so the caller can
 // compare it with the size LIST announced. Any deviation throws BenchError; the caller counts it.
 //
-// The transport is a plain TCP socket today. POP3S (issue: TLS) plugs in by giving Pop3Client an
-// asio::ssl::stream instead of the socket: every I/O goes through read_some()/write_all() below.
+// The transport is a TCP socket, or TLS over it (POP3S, RFC 8314) when the client is given an
+// asio::ssl::context: connect() then does the full handshake (no session resumption: every session
+// pays for one) and every read and write goes through the TLS stream.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -14,6 +15,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/ssl.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
@@ -46,18 +48,38 @@ inline std::string printable(std::string_view s, std::size_t max = 120) {
 
 class Pop3Client {
  public:
-  Pop3Client(asio::any_io_executor ex, std::size_t bufsize)
-      : sock_(ex), buf_(std::make_unique<char[]>(bufsize)), cap_(bufsize) {}
+  // tls: null for plain POP3; else POP3S with this client context (shared by all clients).
+  Pop3Client(asio::any_io_executor ex, std::size_t bufsize, asio::ssl::context* tls = nullptr)
+      : sock_(ex), buf_(std::make_unique<char[]>(bufsize)), cap_(bufsize) {
+    if (tls) tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(sock_, *tls);
+  }
 
   asio::ip::tcp::socket& socket() { return sock_; }
   std::uint64_t bytes_in() const { return bytes_in_; }
   std::uint64_t bytes_out() const { return bytes_out_; }
+  // After a TLS handshake: what was negotiated ("TLSv1.3 TLS_AES_256_GCM_SHA384 X25519"); "" for TCP.
+  std::string tls_summary() const {
+    if (!tls_) return "";
+    SSL* ssl = const_cast<asio::ssl::stream<asio::ip::tcp::socket&>&>(*tls_).native_handle();
+    std::string out = std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
+    int nid = SSL_get_negotiated_group(ssl);
+    if (nid != 0 && nid != NID_undef) {
+      const char* g = OBJ_nid2sn(nid & ~TLSEXT_nid_unknown);
+      if (g) out += std::string(" ") + g;
+    }
+    return out;
+  }
 
   asio::awaitable<void> connect(const asio::ip::tcp::endpoint& server, const std::optional<asio::ip::address>& source) {
     sock_.open(server.protocol());
     if (source) sock_.bind(asio::ip::tcp::endpoint(*source, 0));
     co_await sock_.async_connect(server, asio::use_awaitable);
     sock_.set_option(asio::ip::tcp::no_delay(true));
+    if (tls_) {
+      asio::error_code ec;
+      co_await tls_->async_handshake(asio::ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) throw BenchError("TLS handshake: " + ec.message());
+    }
   }
 
   // One line without its CRLF; valid until the next read. Throws on EOF, bare LF, or a line longer
@@ -85,7 +107,8 @@ class Pop3Client {
   }
 
   asio::awaitable<void> send(std::string_view data) {
-    co_await asio::async_write(sock_, asio::buffer(data.data(), data.size()), asio::use_awaitable);
+    if (tls_) co_await asio::async_write(*tls_, asio::buffer(data.data(), data.size()), asio::use_awaitable);
+    else co_await asio::async_write(sock_, asio::buffer(data.data(), data.size()), asio::use_awaitable);
     bytes_out_ += data.size();
   }
 
@@ -180,9 +203,13 @@ class Pop3Client {
     }
     if (end_ == cap_) throw BenchError("line longer than the client buffer");
     asio::error_code ec;
-    std::size_t n = co_await sock_.async_read_some(asio::buffer(buf_.get() + end_, cap_ - end_),
-                                                   asio::redirect_error(asio::use_awaitable, ec));
-    if (ec == asio::error::eof || (!ec && n == 0)) co_return false;
+    auto into = asio::buffer(buf_.get() + end_, cap_ - end_);
+    std::size_t n = 0;  // (no co_await inside ?: — g++ 12 coroutines, see docs/benchmarks.md notes)
+    if (tls_) n = co_await tls_->async_read_some(into, asio::redirect_error(asio::use_awaitable, ec));
+    else n = co_await sock_.async_read_some(into, asio::redirect_error(asio::use_awaitable, ec));
+    // A TLS peer that closes without close_notify after QUIT (stream_truncated) is an EOF too: POP3
+    // frames its own end, and RFC 8314 servers commonly just close.
+    if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || (!ec && n == 0)) co_return false;
     if (ec) throw BenchError("read: " + ec.message());
     end_ += n;
     bytes_in_ += n;
@@ -190,6 +217,7 @@ class Pop3Client {
   }
 
   asio::ip::tcp::socket sock_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   std::unique_ptr<char[]> buf_;
   std::size_t cap_;
   std::size_t beg_ = 0, end_ = 0;
