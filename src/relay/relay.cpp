@@ -169,8 +169,13 @@ asio::awaitable<void> Relay::scan_loop() {
     woken_ = false;
     auto entries = co_await s_.pool->run([this] { return s_.spool->list(); });
     const auto now = now_();
+    backlog_ = false;
     for (const auto& e : entries) {
-      if (stopping_ || inflight_.size() >= std::size_t{o_.max_connections} * 4) break;
+      if (stopping_) break;
+      if (inflight_.size() >= std::size_t{o_.max_connections} * 4) {
+        backlog_ = true;  // the rest starts when a slot frees (deliver() wakes us), not a scan later
+        break;
+      }
       if (e.held || e.next_attempt > now || inflight_.contains(e.id)) continue;
       asio::co_spawn(ex_, deliver(e.id), asio::detached);
     }
@@ -242,10 +247,16 @@ asio::awaitable<void> Relay::deliver(std::string id) {
   if (inflight_.contains(id)) co_return;
   inflight_.insert(id);
   struct Done {
-    std::set<std::string>& set;
+    Relay& relay;
     std::string id;
-    ~Done() { set.erase(id); }
-  } done{inflight_, id};
+    ~Done() {
+      relay.inflight_.erase(id);
+      if (relay.backlog_ && !relay.stopping_) {
+        relay.backlog_ = false;
+        relay.wake();
+      }
+    }
+  } done{*this, id};
 
   struct Loaded {
     std::optional<queue::Lease> lease;

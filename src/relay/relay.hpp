@@ -141,6 +141,7 @@ class Relay {
   std::map<std::string, unsigned> per_domain_;
   bool stopping_ = false;
   bool woken_ = false;  // a wake() arrived while a scan was running: scan again at once
+  bool backlog_ = false;  // the last scan stopped at the in-flight cap: a finished delivery wakes it
   std::shared_ptr<asio::steady_timer> timer_;
   // Connection reuse: sessions whose transaction ended cleanly, by "host[address]:port|smarthost",
   // kept up to kIdleTime for the next message to the same host (at most max_per_domain per key).

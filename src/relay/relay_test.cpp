@@ -412,5 +412,23 @@ TEST_F(RelayTest, WakeScansAtOnceInsteadOfWaitingForTheInterval) {
   EXPECT_TRUE(spool->list().empty());
 }
 
+// A backlog larger than one scan may start (max_connections * 4 in flight) does not wait for the
+// next scan: each finished delivery wakes the scan loop (after a restart with a full spool, the
+// rest used to leave 4 per scan_interval).
+TEST_F(RelayTest, BacklogBeyondTheInFlightCapDrainsWithoutWaitingForTheInterval) {
+  opt.scan_interval = std::chrono::seconds(60);
+  opt.max_connections = 1;
+  for (int i = 0; i < 10; ++i) enqueue("alice@a.test", {"bob@b.test"});
+  Relay relay(io.get_executor(), Services{spool.get(), &resolver, &delivery, &directory, &pool}, opt);
+  relay.start();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((peer.messages.size() < 10 || relay.in_flight() > 0) && std::chrono::steady_clock::now() < deadline)
+    io.run_one_for(std::chrono::milliseconds(50));
+  relay.stop();
+  for (int i = 0; i < 100 && io.run_one_for(std::chrono::milliseconds(20));) ++i;
+  EXPECT_EQ(peer.messages.size(), 10u) << "the whole backlog left before the 60 s interval";
+  EXPECT_TRUE(spool->list().empty());
+}
+
 }  // namespace
 }  // namespace buzon::relay
