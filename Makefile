@@ -34,7 +34,7 @@ unit: build
 integration: build
 	@cd $(BUILD) && ctest --output-on-failure -L integration
 
-# Benchmarks side by side with a private Dovecot (issue 6): writes docs/benchmarks.md.
+# Benchmarks side by side with a private Dovecot and Postfix (issue 6): writes docs/benchmarks.md.
 # QUICK=1 runs a reduced version of every workload (< 2 min) and writes $(BUILD)/bench/benchmarks-quick.md.
 bench: build
 	@ninja -C $(BUILD) -j $(JOBS) buzon_loadgen
