@@ -62,9 +62,9 @@ int cmd_alias(const Options& opt, const AliasCli& a) {
   }
   auto done = *a.add ? auth::add_alias(path, a.alias, a.targets) : auth::delete_alias(path, a.alias);
   if (!done) return fail(done.error());
-  // What the server would say about the new file (it refuses what it cannot deliver yet).
+  // What the server would say about the new file (it refuses what it cannot deliver).
   const auto policy = smtp::settings_from_config(*cfg, smtp::Mode::smtp).recipients;
-  if (auto check = smtp::load_server_aliases(path, policy); !check)
+  if (auto check = smtp::load_server_aliases(path, policy, smtp::forwarding_configured(*cfg), cfg->file.string()); !check)
     std::cerr << "buzon alias: warning: the server will refuse this file: " << check.error() << "\n";
   std::cerr << "buzon alias: " << path.string() << " updated; reload the server (SIGHUP, systemctl reload buzon)\n";
   return 0;

@@ -192,7 +192,8 @@ int cmd_doctor(const Options& opt) {
   // Aliases (issue 10): loaded and checked as `serve` does.
   if (!cfg->aliases.file.empty()) {
     const auto path = cfg->resolve(cfg->aliases.file);
-    auto t = smtp::load_server_aliases(path, smtp::settings_from_config(*cfg, smtp::Mode::smtp).recipients);
+    auto t = smtp::load_server_aliases(path, smtp::settings_from_config(*cfg, smtp::Mode::smtp).recipients,
+                                       smtp::forwarding_configured(*cfg), cfg->file.string());
     if (!t) {
       std::cout << "aliases: " << t.error() << "\n";
       ++problems;

@@ -135,6 +135,7 @@ struct Server::Impl {
   Config cfg;
   std::unique_ptr<auth::PasswdFileDirectory> directory;
   std::shared_ptr<auth::AliasFile> aliases;  // [aliases] file (issue 10), swapped on SIGHUP
+  std::shared_ptr<smtp::LiveRules> rules;    // delimiter, postmaster, domain aliases, quota: SIGHUP
   store::maildir::MaildirStore store;
   std::unique_ptr<net::WorkerPool> pool;
   std::unique_ptr<ConnLimiter> limiter;
@@ -216,19 +217,35 @@ std::expected<void, std::string> Server::start() {
   auto dir = auth::PasswdFileDirectory::open(cfg.resolve(cfg.users.passwd_file), rules);
   if (!dir) return std::unexpected(dir.error());
   d.directory = std::move(*dir);
-  // Aliases (issue 10): loaded and checked now; SIGHUP re-reads the file all or nothing.
-  auto load_aliases = [](const Config& c) {
+  // Aliases and the address rules (issue 10): loaded and checked now; SIGHUP re-reads the file and
+  // the rules ([smtp] recipient_delimiter, [aliases] postmaster/domains, [quota]) all or nothing.
+  // Forwarding needs the queue the server opens at start-up (a new [queue] takes a restart).
+  const bool forwarding = smtp::forwarding_configured(cfg);
+  auto load_aliases = [forwarding](const Config& c) {
     return smtp::load_server_aliases(c.aliases.file.empty() ? std::filesystem::path() : c.resolve(c.aliases.file),
-                                     smtp::settings_from_config(c, smtp::Mode::smtp).recipients);
+                                     smtp::settings_from_config(c, smtp::Mode::smtp).recipients, forwarding,
+                                     c.file.string());
+  };
+  auto rules_of = [](const Config& c) {
+    const auto s = smtp::settings_from_config(c, smtp::Mode::smtp);
+    return smtp::rules_of(s.recipients, s.over_quota_permanent);
   };
   auto alias_table = load_aliases(cfg);
   if (!alias_table) return std::unexpected(alias_table.error());
   d.aliases = auth::AliasFile::from_table(std::move(*alias_table));
+  d.rules = std::make_shared<smtp::LiveRules>(rules_of(cfg));
   d.reload_hooks.push_back(ReloadHook{
-      "aliases", [&d, load_aliases](const Config& next) -> std::expected<std::function<void()>, std::string> {
+      "aliases", [&d, load_aliases, rules_of](const Config& next) -> std::expected<std::function<void()>, std::string> {
         auto t = load_aliases(next);
         if (!t) return std::unexpected(t.error());
-        return [&d, t = std::move(*t)] { d.aliases->replace(t); };
+        return [&d, t = std::move(*t), r = rules_of(next)] {
+          d.aliases->replace(t);
+          d.rules->set(r);
+          spdlog::info("reload: address rules delimiter=\"{}\" postmaster={} domain_aliases={} quota_bytes={} "
+                       "quota_messages={} aliases={}",
+                       r.delimiter, r.postmaster.empty() ? std::string("-") : r.postmaster, r.domain_aliases.size(),
+                       r.default_quota.bytes, r.default_quota.messages, t.size());
+        };
       }});
 
   unsigned threads = cfg.server.io_threads ? cfg.server.io_threads : std::max(1u, std::thread::hardware_concurrency());
@@ -478,6 +495,13 @@ std::expected<void, std::string> Server::Impl::start_smtp() {
   smtp.settings = smtp::settings_from_config(cfg, smtp::Mode::smtp);
   lmtp.settings = smtp::settings_from_config(cfg, smtp::Mode::lmtp);
   smtp.settings.recipients.aliases = lmtp.settings.recipients.aliases = aliases;
+  smtp.settings.recipients.live = lmtp.settings.recipients.live = rules;
+  if (smtp::forwarding_configured(cfg)) {
+    // Aliases that forward to remote addresses put the message into the outbound spool (issue 10).
+    auto sp = open_spool();
+    if (!sp) return std::unexpected(sp.error());
+    smtp.spool = lmtp.spool = *sp;
+  }
   if (tls && cfg.smtp.starttls) {
     auto up = [t = tls](net::StreamPtr plain) { return t->start_tls(std::move(plain)); };
     smtp.start_tls = up;
@@ -554,6 +578,7 @@ std::expected<void, std::string> Server::Impl::start_submission() {
   auto& sub = submission;
   sub.settings = smtp::settings_from_config(cfg, smtp::Mode::submission);
   sub.settings.recipients.aliases = aliases;
+  sub.settings.recipients.live = rules;
   sub.directory = directory.get();
   sub.delivery = &deliverer;
   sub.pool = pool.get();
@@ -695,6 +720,7 @@ std::expected<void, std::string> Server::Impl::start_relay() {
     opt->local.default_quota = policy.default_quota;
     opt->local.domain_quota = policy.domain_quota;
     opt->local.aliases = aliases;
+    opt->local.live = rules;
   }
   const std::string relay_helo = opt->hostname;
   auto res = dns::make_resolver(relay::resolver_options(cfg));
@@ -703,7 +729,7 @@ std::expected<void, std::string> Server::Impl::start_relay() {
   relay = std::make_unique<relay::Relay>(relay_io.get_executor(),
                                          relay::Services{spool.get(), resolver.get(), &deliverer, directory.get(), pool.get()},
                                          std::move(*opt));
-  submission.on_enqueued = [r = relay.get()] { r->wake(); };
+  submission.on_enqueued = smtp.on_enqueued = lmtp.on_enqueued = [r = relay.get()] { r->wake(); };
   spdlog::info("relay started helo={} tls={} dns={} smarthost={}", relay_helo, cfg.relay.tls,
                cfg.dns.servers.empty() ? std::string("system") : fmt::format("{}", fmt::join(cfg.dns.servers, ",")),
                cfg.relay.smarthost.empty() ? std::string("-") : cfg.relay.smarthost);

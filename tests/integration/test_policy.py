@@ -1,7 +1,8 @@
 """Address policy against a running buzon (issue 10): plus-addressing with the tag kept in
 Delivered-To, postmaster@ and abuse@ of every local domain, domain aliases, virtual aliases and a
 catch-all from the aliases file, SIGHUP reload of the aliases, and the start-up refusals (alias
-cycle with its chain, remote targets, several targets) with file:line."""
+cycle with its chain, forwarding without an outbound queue) with file:line. Forwarding, aliases
+with several targets and the SIGHUP of the address rules: test_forwarding.py."""
 from __future__ import annotations
 
 import os
@@ -130,10 +131,12 @@ def test_alias_cycle_is_refused_at_start_up_with_the_chain(buzon):
     assert doctor.returncode == 1 and b"aliases:2: alias loop: a@example.com -> b@example.com" in doctor.stdout, doctor
 
 
-def test_unsupported_targets_are_refused_at_start_up(buzon):
+def test_forwarding_without_a_queue_is_refused_at_start_up(buzon):
+    # Forwarding itself is tested in test_forwarding.py; without [queue] it has no way out.
     srv = policy_server(buzon, aliases="fwd@example.com: someone@remote.test\n", start=False)
     err = start_fails(srv)
-    assert "aliases:1: forwarding to remote addresses is not supported yet: someone@remote.test" in err, err
+    assert "aliases:1: 'fwd@example.com' forwards to the remote address someone@remote.test, but this server " \
+           "has no outbound queue" in err, err
     (srv.root / "aliases").write_text("x\n")
     assert "aliases:1: no ':' after the alias" in start_fails(srv)
 
@@ -149,7 +152,10 @@ def test_alias_cli_add_list_del_and_reload(buzon):
     r = srv.run_cli("alias", "add", "b@example.com", "a@example.com")
     assert r.returncode == 1 and b"alias loop: " in r.stderr, r.stderr
     r = srv.run_cli("alias", "add", "team@example.com", "alice@example.com", "bob@example.com")
+    assert r.returncode == 0 and b"warning" not in r.stderr, r.stderr  # several targets are fine
+    r = srv.run_cli("alias", "add", "far@example.com", "someone@remote.test")  # no [queue] here
     assert r.returncode == 0 and b"warning: the server will refuse this file" in r.stderr, r.stderr
+    assert srv.run_cli("alias", "del", "far@example.com").returncode == 0
     assert srv.run_cli("alias", "del", "team@example.com").returncode == 0
     r = srv.run_cli("alias", "list")
     assert r.stdout == b"a@example.com: b@example.com\nsales@example.com: alice@example.com\n", r.stdout

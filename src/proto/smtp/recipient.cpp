@@ -6,9 +6,11 @@
 // LIMITS    None.
 #include "proto/smtp/recipient.hpp"
 
+#include "core/config.hpp"
 #include "core/mail_location.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace buzon::smtp {
 
@@ -98,7 +100,25 @@ ResolvedRecipient mailbox_of(const auth::User& user, std::string address, const 
 
 }  // namespace
 
-RecipientTargets resolve_targets(const Mailbox& m, const RecipientPolicy& policy, const auth::Directory& directory) {
+AddressRules rules_of(const RecipientPolicy& p, bool over_quota_permanent) {
+  return AddressRules{p.delimiter, p.domain_aliases, p.postmaster, p.default_quota, p.domain_quota, over_quota_permanent};
+}
+
+RecipientPolicy with_rules(RecipientPolicy p, const AddressRules& rules) {
+  p.delimiter = rules.delimiter;
+  p.domain_aliases = rules.domain_aliases;
+  p.postmaster = rules.postmaster;
+  p.default_quota = rules.default_quota;
+  p.domain_quota = rules.domain_quota;
+  p.live = nullptr;
+  return p;
+}
+
+RecipientTargets resolve_targets(const Mailbox& m, const RecipientPolicy& live_policy, const auth::Directory& directory) {
+  // The running rules (SIGHUP) in place of the fields they replace: one snapshot per resolution.
+  std::optional<RecipientPolicy> current;
+  if (live_policy.live) current = with_rules(live_policy, *live_policy.live->get());
+  const RecipientPolicy& policy = current ? *current : live_policy;
   RecipientTargets out;
   std::string local = m.local;
   std::string domain = m.domain;
@@ -162,11 +182,18 @@ RecipientTargets resolve_targets(const Mailbox& m, const RecipientPolicy& policy
     return out;
   }
 
-  // Alias expansion: final addresses are mailboxes of local domains, or remote addresses.
+  // Alias expansion: final addresses are mailboxes of local domains (a target "ana+tag@d" is ana's,
+  // with the tag in Delivered-To), or remote addresses.
+  auto target_user = [&](std::string_view a) {
+    const std::string tdomain = map_domain(domain_of(a), policy);
+    auto u = find_user(local_of(a), tdomain, false, true, policy, directory);
+    if (const std::string base = strip_extension(local_of(a), policy.delimiter); !u && base != local_of(a))
+      u = find_user(base, tdomain, false, true, policy, directory);
+    return u;
+  };
   const auth::IsFinal is_final = [&](std::string_view a) {
-    const std::string_view d = domain_of(a);
-    if (!is_local_domain(d, policy.local_domains)) return true;
-    return find_user(local_of(a), map_domain(d, policy), false, true, policy, directory).has_value();
+    if (!is_local_domain(domain_of(a), policy.local_domains)) return true;
+    return target_user(a).has_value();
   };
   auto finals = auth::expand_alias(*aliases, address, is_final);
   if (!finals) {
@@ -181,7 +208,7 @@ RecipientTargets resolve_targets(const Mailbox& m, const RecipientPolicy& policy
       out.remote.push_back(a);
       continue;
     }
-    auto user = find_user(local_of(a), map_domain(d, policy), false, true, policy, directory);
+    auto user = target_user(a);
     if (!user) {
       out.local.clear();
       out.remote.clear();
@@ -226,32 +253,35 @@ bool fits_quota(const ResolvedRecipient& r, std::uint64_t size) {
   return !q || store::maildir::quota_allows(q->limits, q->usage, size);
 }
 
+bool forwarding_configured(const Config& cfg) {
+  return cfg.queue.line > 0 || !cfg.submission.listen.empty() || !cfg.submission.listen_tls.empty();
+}
+
 std::string alias_config_error(const auth::AliasTable& table, const RecipientPolicy& policy, std::string_view path,
-                               bool several_targets_ok, bool remote_ok) {
+                               bool remote_ok, std::string_view config_file) {
   for (const auto& [key, entry] : table) {
     const std::string where = std::string(path) + ":" + std::to_string(entry.line) + ": ";
     if (!is_local_domain(domain_of(key), policy.local_domains))
       return where + "'" + key + "' is not in a local domain (fix: add its domain to [smtp] local_domains, or remove the line)";
-    if (!remote_ok) {
-      for (const auto& t : entry.targets)
-        if (!is_local_domain(domain_of(t), policy.local_domains))
-          return where + "forwarding to remote addresses is not supported yet: " + t +
-                 " (fix: use a local mailbox as the target)";
-    }
-    if (!several_targets_ok && entry.targets.size() > 1)
-      return where + "aliases with several targets are not supported yet: " + key +
-             " (fix: one target per alias for now)";
+    if (remote_ok) continue;
+    for (const auto& t : entry.targets)
+      if (!is_local_domain(domain_of(t), policy.local_domains))
+        return where + "'" + key + "' forwards to the remote address " + t +
+               ", but this server has no outbound queue to send it from (fix: add a [queue] section to " +
+               (config_file.empty() ? std::string("the config file") : std::string(config_file)) +
+               " so that the relay delivers forwarded mail, or use a local mailbox as the target)";
   }
   return {};
 }
 
 std::expected<auth::AliasTable, std::string> load_server_aliases(const std::filesystem::path& path,
-                                                                 const RecipientPolicy& policy) {
+                                                                 const RecipientPolicy& policy, bool remote_ok,
+                                                                 std::string_view config_file) {
   if (path.empty()) return auth::AliasTable{};
   auto table = auth::load_aliases(path);
   if (!table) return table;
-  // Several targets need one delivery per target for one RCPT, which the sessions do not do yet.
-  if (auto e = alias_config_error(*table, policy, path.string(), false, false); !e.empty()) return std::unexpected(e);
+  if (auto e = alias_config_error(*table, policy, path.string(), remote_ok, config_file); !e.empty())
+    return std::unexpected(e);
   return table;
 }
 

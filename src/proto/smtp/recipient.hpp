@@ -40,10 +40,46 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+namespace buzon {
+struct Config;
+}
+
 namespace buzon::smtp {
+
+// The parts of the address policy that SIGHUP changes ([smtp] recipient_delimiter, [aliases]
+// postmaster and domains, [quota] defaults and over_quota). The aliases file has its own reload
+// (auth::AliasFile); local_domains, the mail location and the user name rules need a restart.
+struct AddressRules {
+  std::string delimiter = "+";
+  std::map<std::string, std::string> domain_aliases;
+  std::string postmaster;
+  store::maildir::QuotaLimits default_quota;
+  std::map<std::string, store::maildir::QuotaLimits> domain_quota;
+  bool over_quota_permanent = false;
+};
+
+// The running AddressRules, swapped whole on SIGHUP; readers take a snapshot (THREADS: any).
+class LiveRules {
+ public:
+  explicit LiveRules(AddressRules r) : rules_(std::make_shared<const AddressRules>(std::move(r))) {}
+  std::shared_ptr<const AddressRules> get() const {
+    std::lock_guard lock(mutex_);
+    return rules_;
+  }
+  void set(AddressRules r) {
+    auto next = std::make_shared<const AddressRules>(std::move(r));
+    std::lock_guard lock(mutex_);
+    rules_.swap(next);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const AddressRules> rules_;
+};
 
 struct RecipientPolicy {
   std::vector<std::string> local_domains;  // lower case
@@ -58,7 +94,14 @@ struct RecipientPolicy {
   store::maildir::QuotaLimits default_quota;           // [quota]: for Maildirs without maildirsize
   std::map<std::string, store::maildir::QuotaLimits> domain_quota;  // [quota] domains, instead of it
   unsigned max_hops = 50;  // [smtp] max_hops: Received: fields that mean a loop (smtp/loop_check.hpp)
+  // Set by the server: the reloadable fields above (delimiter ... domain_quota) are read from here
+  // at every resolution instead, so that a SIGHUP reaches every session and the relay.
+  std::shared_ptr<const LiveRules> live;
 };
+
+// The reloadable fields of a policy, and the policy with `rules` in place of them.
+AddressRules rules_of(const RecipientPolicy& p, bool over_quota_permanent);
+RecipientPolicy with_rules(RecipientPolicy p, const AddressRules& rules);
 
 enum class RcptVerdict {
   local,         // deliverable: `user` and `box` are set
@@ -96,8 +139,9 @@ struct RecipientTargets {
 RecipientTargets resolve_targets(const Mailbox& m, const RecipientPolicy& policy, const auth::Directory& directory);
 
 // One mailbox: resolve_targets() when it gives exactly one local target. An alias with several
-// or remote targets is temp_failure here (callers that deliver to one mailbox only); start-up
-// refuses such aliases until every caller handles them (alias_config_error).
+// or remote targets is temp_failure here: for callers that deliver to one mailbox only (the
+// relay's local deliveries and DSNs, whose addresses are already final; the sessions use
+// resolve_targets).
 ResolvedRecipient resolve_recipient(const Mailbox& m, const RecipientPolicy& policy,
                                     const auth::Directory& directory);
 
@@ -109,15 +153,20 @@ bool fits_quota(const ResolvedRecipient& r, std::uint64_t size);
 // delimiter is "" or absent. Any character of `delimiter` is a delimiter (Postfix's rule).
 std::string strip_extension(std::string_view local, std::string_view delimiter);
 
-// A start-up check of the aliases against what the receiving side can deliver today: remote
-// targets ("forwarding to remote addresses is not supported yet") and several targets. Empty when
-// fine; else "<file>:<line>: <what> (fix: ...)".
-std::string alias_config_error(const auth::AliasTable& table, const RecipientPolicy& policy,
-                               std::string_view path, bool several_targets_ok, bool remote_ok);
+// Forwarding (an alias with a remote target) needs the outbound queue: a [queue] section, or a
+// submission listener (which opens the queue too). The relay delivers what is forwarded.
+bool forwarding_configured(const Config& cfg);
 
-// The server's aliases file: load_aliases() (syntax, cycles, depth) then alias_config_error() with
-// what the SMTP receiving side delivers today (one local target per alias). "" path = no aliases.
+// A start-up check of the aliases against what the receiving side can deliver: every alias must
+// be in a local domain, and remote targets need the outbound queue (`remote_ok`; `config_file`
+// names the config for the fix). Empty when fine; else "<file>:<line>: <what> (fix: ...)".
+std::string alias_config_error(const auth::AliasTable& table, const RecipientPolicy& policy,
+                               std::string_view path, bool remote_ok, std::string_view config_file = {});
+
+// The server's aliases file: load_aliases() (syntax, cycles, depth) then alias_config_error().
+// "" path = no aliases.
 std::expected<auth::AliasTable, std::string> load_server_aliases(const std::filesystem::path& path,
-                                                                 const RecipientPolicy& policy);
+                                                                 const RecipientPolicy& policy, bool remote_ok,
+                                                                 std::string_view config_file = {});
 
 }  // namespace buzon::smtp

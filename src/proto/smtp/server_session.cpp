@@ -75,12 +75,14 @@ asio::awaitable<void> watchdog(std::shared_ptr<Shared> sh) {
   }
 }
 
+// One accepted RCPT: the mailboxes it reaches (an alias: one per local target) and the remote
+// addresses it forwards to (issue 10), or, in submission, a remote recipient.
 struct Recipient {
   Path path;
   RcptParams params;
-  std::string user;
-  store::MailboxRef box;
-  std::string address;  // for Delivered-To: (remote: the mailbox as sent)
+  std::vector<ResolvedRecipient> boxes;  // local copies, each with its own Delivered-To: address
+  std::vector<std::string> forward;      // an alias's remote targets: through the outbound spool
+  std::string address;  // the mailbox as sent (LMTP replies, Received: for, the loop check)
   bool remote = false;  // submission: not a local domain, goes to the outbound spool
 };
 
@@ -101,6 +103,19 @@ struct Transaction {
   bool bdat_failed = false;  // a BDAT chunk failed: discard the rest until LAST or RSET
   std::unique_ptr<BdatReader> bdat_reader;
 };
+
+// A spool entry's envelope for this transaction (the sender and RFC 3461 parameters kept; the
+// recipients are the caller's).
+queue::NewMessage spool_message(const Transaction& tx) {
+  queue::NewMessage m;
+  m.sender = tx.from.null ? std::string() : tx.from.mailbox.text;
+  m.envid = tx.params.envid;
+  m.ret_hdrs = tx.params.ret == Ret::hdrs;
+  m.smtputf8 = tx.params.smtputf8;
+  m.eightbit = tx.params.body == Body::eight_bit_mime ||
+               std::any_of(tx.body.begin(), tx.body.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; });
+  return m;
+}
 
 std::string hex_id(std::size_t bytes) {
   std::array<unsigned char, 16> rnd{};
@@ -124,6 +139,48 @@ Reply store_reply(const store::StoreError& e, bool quota_permanent) {
     case store::StoreErrc::too_big: return {552, esc::kTooBig, "Error: message too big for the mailbox"};
     default: return {451, esc::kSystemOther, "Error: local delivery failed, try again later"};
   }
+}
+
+// A spool recipient with the RCPT's DSN parameters (RFC 3461 NOTIFY, ORCPT). `original`: the
+// address the client named, for ORCPT when it gave none (a forward's DSN names the alias).
+queue::Recipient spool_recipient(std::string address, const RcptParams& params, std::string_view original = {}) {
+  queue::Recipient q;
+  q.address = std::move(address);
+  q.orcpt = params.orcpt;
+  if (q.orcpt.empty() && !original.empty() && original != q.address) q.orcpt = "rfc822;" + std::string(original);
+  if (params.notify & kNotifyNever) {
+    q.notify = queue::Notify{true, false, false, false};
+  } else if (params.notify != 0) {
+    q.notify = queue::Notify{false, (params.notify & kNotifySuccess) != 0, (params.notify & kNotifyFailure) != 0,
+                             (params.notify & kNotifyDelay) != 0};
+  }
+  return q;
+}
+
+// Takes back the forwards that must not be sent (keep[i] false) from a just-committed spool entry
+// that the relay has not been woken for: the entry is removed, or rewritten with the rest. True
+// when something is left to send. An error (the relay's scan leased it first): it may be sent.
+std::expected<bool, std::string> withdraw_forwards(queue::Spool& spool, const std::string& id,
+                                                   const std::vector<queue::Recipient>& forwards,
+                                                   const std::vector<bool>& keep) {
+  auto lease = spool.try_lease(id);
+  if (!lease) return std::unexpected(std::string("the entry is leased by the relay"));
+  auto e = spool.load(*lease);
+  if (!e) return std::unexpected(e.error());
+  std::vector<queue::Recipient> rest;
+  for (auto& r : e->recipients) {
+    bool kept = false;
+    for (std::size_t i = 0; i < forwards.size(); ++i)
+      if (keep[i] && forwards[i].address == r.address) kept = true;
+    if (kept) rest.push_back(std::move(r));
+  }
+  if (rest.empty()) {
+    if (auto rm = spool.remove(*lease); !rm) return std::unexpected(rm.error());
+    return false;
+  }
+  e->recipients = std::move(rest);
+  if (auto up = spool.update(*lease, *e); !up) return std::unexpected(up.error());
+  return true;
 }
 
 bool looks_like_http(std::string_view line) {
@@ -161,6 +218,10 @@ class Session {
     if (earlier) sh_->timer.cancel();  // the watchdog re-arms at the new, earlier deadline
   }
   bool utf8_replies() const { return tx_ && tx_->params.smtputf8; }
+  // [quota] over_quota as running now (SIGHUP).
+  bool quota_permanent() const {
+    return cfg_.recipients.live ? cfg_.recipients.live->get()->over_quota_permanent : cfg_.over_quota_permanent;
+  }
   void reply(int code, Enhanced st, std::string_view text) {
     if (code >= 500) ++errors_;
     out_ += format_reply(code, st, text, utf8_replies());
@@ -524,8 +585,9 @@ asio::awaitable<void> Session::cmd_rcpt(const Command& c) {
   }
   bool full = false;  // SIZE= (RFC 1870) does not fit the mailbox's quota (issue 10)
   auto r = co_await svc_.pool->run([&] {
-    auto res = resolve_recipient(c.path.mailbox, cfg_.recipients, *svc_.directory);
-    full = tx_->params.size && !fits_quota(res, *tx_->params.size);
+    auto res = resolve_targets(c.path.mailbox, cfg_.recipients, *svc_.directory);
+    if (tx_->params.size)
+      for (const auto& box : res.local) full = full || !fits_quota(box, *tx_->params.size);
     return res;
   });
   if (r.verdict == RcptVerdict::relay_denied && submission() && svc_.spool) {
@@ -560,15 +622,22 @@ asio::awaitable<void> Session::cmd_rcpt(const Command& c) {
     case RcptVerdict::local: break;
   }
   if (full) {
-    reply(quota_reply(cfg_.over_quota_permanent));
+    reply(quota_reply(quota_permanent()));
+    co_return;
+  }
+  if (!r.remote.empty() && !svc_.spool) {
+    // Start-up and SIGHUP refuse such aliases without a queue; never drop the forward silently.
+    spdlog::error("{} alias forwards without an outbound queue to={} forward={}", lmtp() ? "lmtp" : "smtp",
+                  log_value(c.path.mailbox.text), log_value(r.remote.front()));
+    reply(451, esc::kSystemOther, "Error: temporary failure looking up the recipient");
     co_return;
   }
   Recipient rc;
   rc.path = c.path;
   rc.params = c.rcpt;
-  rc.user = std::move(r.user);
-  rc.box = std::move(r.box);
-  rc.address = std::move(r.address);
+  rc.boxes = std::move(r.local);
+  rc.forward = std::move(r.remote);
+  rc.address = c.path.mailbox.domain.empty() && !rc.boxes.empty() ? rc.boxes.front().address : c.path.mailbox.text;
   tx_->rcpts.push_back(std::move(rc));
   ++rcpts_;
   reply(250, esc::kDestinationValid, "Ok");
@@ -589,9 +658,9 @@ asio::awaitable<void> Session::cmd_vrfy(const Command& c) {
     co_return;
   }
   auto r = co_await svc_.pool->run(
-      [&] { return resolve_recipient(path->mailbox, cfg_.recipients, *svc_.directory); });
+      [&] { return resolve_targets(path->mailbox, cfg_.recipients, *svc_.directory); });
   if (r.verdict == RcptVerdict::local)
-    reply(250, esc::kDestinationValid, "<" + r.address + ">");
+    reply(250, esc::kDestinationValid, "<" + (r.local.empty() ? path->mailbox.text : r.local.front().address) + ">");
   else if (r.verdict == RcptVerdict::relay_denied)
     reply(252, esc::kOther, "Cannot VRFY user, but will accept message and attempt delivery");
   else
@@ -753,8 +822,14 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
 
   // Mail loops (RFC 5321 §6.3, issue 10): a Delivered-To: of a recipient, or too many Received:.
   {
+    // Each RCPT as sent (a forward that comes back to the alias carries its Delivered-To:) and
+    // each mailbox it reaches.
     std::vector<std::string> addresses;
-    for (const auto& r : tx.rcpts) addresses.push_back(r.address);
+    for (const auto& r : tx.rcpts) {
+      addresses.push_back(r.address);
+      for (const auto& b : r.boxes)
+        if (b.address != r.address) addresses.push_back(b.address);
+    }
     if (auto loop = check_loop(tx.body, addresses, cfg_.recipients.max_hops); loop.verdict != LoopVerdict::ok) {
       spdlog::info("{} message refused id={} peer={} reason=loop detail={}", lmtp() ? "lmtp" : "smtp", tx.id,
                    log_value(peer_), log_value(loop.detail));
@@ -792,59 +867,150 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
   }
   const std::string return_path = format_return_path(tx.from);
 
-  // One copy per mailbox, however many RCPTs named it.
+  // One copy per mailbox, however many RCPTs (or alias targets) reach it; one spool recipient per
+  // forwarded address. copies_of/forwards_of: what each RCPT's success depends on.
   std::vector<store::DeliveryCopy> copies;
-  std::vector<std::size_t> copy_of(tx.rcpts.size());
+  std::vector<std::vector<std::size_t>> copies_of(tx.rcpts.size()), forwards_of(tx.rcpts.size());
   std::map<std::string, std::size_t> by_location;
+  std::vector<queue::Recipient> forwards;
+  std::string forward_trace;  // Delivered-To: of each alias that forwards (loop detection downstream)
   for (std::size_t i = 0; i < tx.rcpts.size(); ++i) {
     const auto& r = tx.rcpts[i];
-    auto [it, fresh] = by_location.try_emplace(r.box.location, copies.size());
-    if (fresh) copies.push_back(store::DeliveryCopy{r.box, return_path + format_delivered_to(r.address)});
-    copy_of[i] = it->second;
+    for (const auto& b : r.boxes) {
+      auto [it, fresh] = by_location.try_emplace(b.box.location, copies.size());
+      if (fresh) copies.push_back(store::DeliveryCopy{b.box, return_path + format_delivered_to(b.address)});
+      copies_of[i].push_back(it->second);
+    }
+    if (!r.forward.empty()) forward_trace += format_delivered_to(r.address);
+    for (const auto& f : r.forward) {
+      auto it = std::find_if(forwards.begin(), forwards.end(),
+                             [&](const queue::Recipient& q) { return ascii_lower(q.address) == ascii_lower(f); });
+      if (it == forwards.end()) {
+        // DSNs name the address the sender used (RFC 3461 ORCPT), as Postfix does for aliases.
+        forwards.push_back(spool_recipient(f, r.params, r.address));
+        it = forwards.end() - 1;
+      }
+      forwards_of[i].push_back(static_cast<std::size_t>(it - forwards.begin()));
+    }
   }
   const std::string_view parts[] = {received, signature, tx.body};
   const auto mode = lmtp() ? store::DeliveryMode::each : store::DeliveryMode::all_or_none;
   const auto t0 = Clock::now();
-  auto results = co_await svc_.pool->run([&] { return svc_.delivery->deliver(copies, parts, mode); });
+
+  // Forwarding first: the spool entry is committed (durable) before any local copy is made, and
+  // the relay is woken only once the local copies are durable too. If they fail, the entry is
+  // withdrawn (or reduced to the RCPTs that succeeded, LMTP), so a retry does not forward twice.
+  // The envelope sender is kept (as Postfix does; no SRS): README "Forwarding".
+  std::optional<std::string> queue_id;
+  std::string queue_error;
+  if (!forwards.empty()) {
+    queue::NewMessage m = spool_message(tx);
+    m.recipients = forwards;
+    const std::string_view fparts[] = {received, forward_trace, signature, tx.body};
+    auto id = co_await svc_.pool->run(
+        [&] { return svc_.spool->enqueue(m, fparts, queue::TimePoint(std::chrono::seconds(now))); });
+    if (id) {
+      queue_id = *id;
+    } else {
+      queue_error = id.error();
+      spdlog::error("{} forward enqueue failed id={} error={}", lmtp() ? "lmtp" : "smtp", tx.id, log_value(id.error()));
+    }
+  }
+  // Which RCPTs can still succeed: all of them with a queue entry (or nothing to forward).
+  std::vector<bool> alive(tx.rcpts.size(), true);
+  for (std::size_t i = 0; i < tx.rcpts.size(); ++i)
+    if (!forwards_of[i].empty() && !queue_id) alive[i] = false;
+
+  // The copies to make: those of RCPTs that can still succeed (SMTP: all, or none at all).
+  const bool all_alive = std::find(alive.begin(), alive.end(), false) == alive.end();
+  std::vector<bool> wanted(copies.size(), false);
+  for (std::size_t i = 0; i < tx.rcpts.size(); ++i)
+    if (lmtp() ? alive[i] : all_alive)
+      for (auto k : copies_of[i]) wanted[k] = true;
+  std::vector<store::DeliveryCopy> todo;
+  std::vector<std::size_t> todo_of;  // index into copies
+  for (std::size_t k = 0; k < copies.size(); ++k)
+    if (wanted[k]) {
+      todo.push_back(copies[k]);
+      todo_of.push_back(k);
+    }
+  std::vector<std::optional<store::Result<void>>> results(copies.size());  // nullopt: not attempted
+  if (!todo.empty()) {
+    auto done = co_await svc_.pool->run([&] { return svc_.delivery->deliver(todo, parts, mode); });
+    for (std::size_t t = 0; t < todo_of.size(); ++t)
+      results[todo_of[t]] = t < done.size() ? std::move(done[t])
+                                            : store::Result<void>(std::unexpected(store::StoreError{store::StoreErrc::temp, "no result"}));
+  }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
 
   std::size_t ok = 0;
   for (const auto& r : results)
-    if (r) ++ok;
-  const bool all_ok = ok == copies.size() && results.size() == copies.size();
+    if (r && *r) ++ok;
   for (const auto& r : results) {
-    if (!r)
+    if (r && !*r)
       spdlog::error("{} delivery failed id={} error={} detail={}", lmtp() ? "lmtp" : "smtp", tx.id,
-                    to_string(r.error().code), log_value(r.error().detail));
+                    to_string(r->error().code), log_value(r->error().detail));
   }
-  spdlog::info("{} message id={} peer={} from={} rcpts={} copies={} delivered={} size={} ms={}",
-               lmtp() ? "lmtp" : submission() ? "submission" : "smtp", tx.id, log_value(peer_), log_value(tx.from.null ? "<>" : tx.from.mailbox.text), tx.rcpts.size(),
-               copies.size(), ok, tx.body.size(), ms);
-  if (ok > 0) {
+  // A RCPT succeeded when every copy it reaches is durable and its forwards are queued.
+  std::vector<bool> rcpt_ok(tx.rcpts.size());
+  for (std::size_t i = 0; i < tx.rcpts.size(); ++i) {
+    bool good = alive[i];
+    for (auto k : copies_of[i]) good = good && results[k] && results[k]->has_value();
+    rcpt_ok[i] = good;
+  }
+  const bool all_ok = std::find(rcpt_ok.begin(), rcpt_ok.end(), false) == rcpt_ok.end();
+  if (queue_id) {
+    // Keep only the forwards of RCPTs that are answered 250 (SMTP: all or none).
+    std::vector<bool> keep(forwards.size(), false);
+    for (std::size_t i = 0; i < tx.rcpts.size(); ++i)
+      if (rcpt_ok[i] && (lmtp() || all_ok))
+        for (auto f : forwards_of[i]) keep[f] = true;
+    if (std::find(keep.begin(), keep.end(), false) != keep.end()) {
+      auto kept = co_await svc_.pool->run([&] { return withdraw_forwards(*svc_.spool, *queue_id, forwards, keep); });
+      if (!kept) {
+        spdlog::warn("{} could not withdraw forwards id={} queue_id={} error={}: they may be sent twice",
+                     lmtp() ? "lmtp" : "smtp", tx.id, *queue_id, log_value(kept.error()));
+      } else if (!*kept) {
+        queue_id.reset();  // nothing left to send
+      }
+    }
+  }
+  spdlog::info("{} message id={} peer={} from={} rcpts={} copies={} delivered={} forwards={} queue_id={} size={} ms={}",
+               lmtp() ? "lmtp" : submission() ? "submission" : "smtp", tx.id, log_value(peer_),
+               log_value(tx.from.null ? "<>" : tx.from.mailbox.text), tx.rcpts.size(), copies.size(), ok,
+               forwards.size(), queue_id ? *queue_id : std::string("-"), tx.body.size(), ms);
+  if (queue_id) {
+    svc_.counters.queued.fetch_add(1, std::memory_order_relaxed);
+    if (svc_.on_enqueued) svc_.on_enqueued();  // the relay sends the forwards now
+  }
+  const bool any_ok = std::find(rcpt_ok.begin(), rcpt_ok.end(), true) != rcpt_ok.end();
+  if (lmtp() ? any_ok : all_ok) {
     ++messages_;
     svc_.counters.messages.fetch_add(1, std::memory_order_relaxed);
     svc_.counters.recipients.fetch_add(tx.rcpts.size(), std::memory_order_relaxed);
   }
   if (!all_ok) svc_.counters.delivery_failures.fetch_add(1, std::memory_order_relaxed);
 
+  // The reply of a failed RCPT: the first failed copy's store error, else the queue's failure.
+  auto failure = [&](std::size_t i) -> Reply {
+    for (auto k : copies_of[i])
+      if (results[k] && !*results[k]) return store_reply(results[k]->error(), quota_permanent());
+    if (!queue_error.empty()) return Reply{451, esc::kSystemOther, "Error: queueing failed, try again later"};
+    return Reply{451, esc::kSystemOther, "Error: local delivery failed, try again later"};
+  };
   if (lmtp()) {
     for (std::size_t i = 0; i < tx.rcpts.size(); ++i) {
-      const auto& r = results.at(copy_of[i]);
-      if (r)
+      if (rcpt_ok[i])
         reply(250, esc::kOther, fmt::format("<{}> Ok: delivered as {}", tx.rcpts[i].address, tx.id));
       else
-        reply(store_reply(r.error(), cfg_.over_quota_permanent));
+        reply(failure(i));
     }
   } else if (all_ok) {
     reply(250, esc::kOther, fmt::format("Ok: delivered as {}", tx.id));
   } else {
-    const store::StoreError* e = nullptr;
-    for (const auto& r : results)
-      if (!r) {
-        e = &r.error();
-        break;
-      }
-    reply(e ? store_reply(*e, cfg_.over_quota_permanent) : Reply{451, esc::kSystemOther, "Error: local delivery failed, try again later"});
+    std::size_t first = 0;
+    while (first < rcpt_ok.size() && rcpt_ok[first]) ++first;
+    reply(failure(first < rcpt_ok.size() ? first : 0));
   }
   tx_.reset();
 }
@@ -1061,27 +1227,19 @@ asio::awaitable<bool> Session::prepare_submission(std::int64_t now, std::string&
 // failing to enqueue would). Messages with only local recipients are delivered directly.
 asio::awaitable<void> Session::enqueue(std::int64_t now, const std::string& received, const std::string& signature) {
   Transaction& tx = *tx_;
-  queue::NewMessage m;
-  m.sender = tx.from.null ? std::string() : tx.from.mailbox.text;
-  m.envid = tx.params.envid;
-  m.ret_hdrs = tx.params.ret == Ret::hdrs;
-  m.smtputf8 = tx.params.smtputf8;
-  m.eightbit = tx.params.body == Body::eight_bit_mime ||
-               std::any_of(tx.body.begin(), tx.body.end(), [](char ch) { return static_cast<unsigned char>(ch) >= 0x80; });
-  for (const auto& rc : tx.rcpts) {
+  queue::NewMessage m = spool_message(tx);
+  // A local RCPT goes in as its final addresses (an alias's targets), which the relay resolves
+  // as plain mailboxes; its forwards go in as they are.
+  auto add = [&](const std::string& address, const Recipient& rc) {
     if (std::any_of(m.recipients.begin(), m.recipients.end(),
-                    [&](const queue::Recipient& q) { return q.address == rc.address; }))
-      continue;  // one copy per address
-    queue::Recipient q;
-    q.address = rc.address;
-    q.orcpt = rc.params.orcpt;
-    if (rc.params.notify & kNotifyNever) {
-      q.notify = queue::Notify{true, false, false, false};
-    } else if (rc.params.notify != 0) {
-      q.notify = queue::Notify{false, (rc.params.notify & kNotifySuccess) != 0, (rc.params.notify & kNotifyFailure) != 0,
-                               (rc.params.notify & kNotifyDelay) != 0};
-    }
-    m.recipients.push_back(std::move(q));
+                    [&](const queue::Recipient& q) { return q.address == address; }))
+      return;  // one copy per address
+    m.recipients.push_back(spool_recipient(address, rc.params, rc.address));
+  };
+  for (const auto& rc : tx.rcpts) {
+    if (rc.remote) add(rc.address, rc);
+    for (const auto& b : rc.boxes) add(b.address, rc);
+    for (const auto& f : rc.forward) add(f, rc);
   }
   const std::string_view parts[] = {received, signature, tx.body};
   const auto t0 = Clock::now();
