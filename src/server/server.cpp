@@ -555,7 +555,8 @@ std::expected<void, std::string> Server::Impl::start_smtp() {
           &smtp::Counters::auth_failures);
   counter("buzon_smtp_sender_refused_total", "Submissions refused because the sender or From:/Sender: is not the user's.",
           &smtp::Counters::sender_refused);
-  counter("buzon_smtp_queued_total", "Messages put into the outbound queue (submission).", &smtp::Counters::queued);
+  counter("buzon_smtp_queued_total", "Messages put into the outbound queue (submission, forwards of aliases).",
+          &smtp::Counters::queued);
   counter("buzon_smtp_dkim_signed_total", "Messages DKIM-signed (submission).", &smtp::Counters::signed_messages);
   return {};
 }

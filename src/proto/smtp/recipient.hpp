@@ -26,8 +26,9 @@
 //           refuses is an unknown user: the reply does not say why.
 // STANDARDS RFC 5321 §3.6.2 and §7.1 (no open relay), §4.1.1.3 (Postmaster), §4.5.1; RFC 2033
 //           §4.2 (LMTP recipients).
-// THREADS   resolve_recipient() calls Directory::lookup, which may block, and with a [quota]
-//           default writes a missing maildirsize: run it on the pool.
+// THREADS   resolve_targets()/resolve_recipient() call Directory::lookup, which may block, and
+//           with a [quota] default write a missing maildirsize: run them on the pool. A policy's
+//           LiveRules is shared by every thread (snapshot under a mutex, swapped on SIGHUP).
 // LIMITS    None beyond canonical_username's.
 #pragma once
 

@@ -10,7 +10,9 @@
 //           parsed by parse_command; message data is framed only by DataReader/BdatReader (the
 //           SMTP smuggling defence: only <CRLF>.<CRLF> ends DATA). Recipients outside the local
 //           domains are refused (550 5.7.1) in smtp mode. A 250 after the data is sent only after
-//           Delivery::deliver() returned success, i.e. after the copies are durable. STARTTLS
+//           Delivery::deliver() returned success, i.e. after the copies are durable, and after the
+//           spool entry of an alias's remote targets is committed (forwarding, README
+//           "Forwarding"; withdrawn again if a local copy fails). STARTTLS
 //           discards every octet the client pipelined after the command and resets the session
 //           (RFC 3207 §4.2); the early-talker check refuses clients that talk before the greeting.
 //           Submission: nothing is accepted before AUTH (530), so the port is never an open relay;
@@ -98,9 +100,9 @@ struct Service {
   net::WorkerPool* auth_pool = nullptr;    // password hashing; nullptr: `pool`
   auth::FailurePenalty* penalty = nullptr; // per source address (shared with POP3); nullptr: none
   std::string fake_salt_key;               // SCRAM salts of unknown users
-  queue::Spool* spool = nullptr;           // remote recipients; nullptr: they are refused
+  queue::Spool* spool = nullptr;           // remote recipients, forwards; nullptr: they are refused
   std::vector<dkim::Signer> dkim;          // [[dkim.key]]: every key of the author's domain signs
-  std::function<void()> on_enqueued;       // after a durable enqueue: wakes the relay (any thread)
+  std::function<void()> on_enqueued;       // after a durable enqueue or forward: wakes the relay
   Counters counters;
 };
 
