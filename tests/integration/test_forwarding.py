@@ -20,7 +20,7 @@ import threading
 import time
 
 from conftest import BUZON_BIN, HOST, START_TIMEOUT, free_port, write_toml
-from smtp_support import smtp_server, wait_smtp
+from smtp_support import SmtpRaw, smtp_server, wait_smtp
 
 USERS = {"alice@example.com": "alice-pw-1", "bob@example.com": "bob-pw-22", "carol@example.com": "carol-pw-333",
          "postmaster@example.com": "pm-pw-4444"}
@@ -65,7 +65,7 @@ class Sink:
 
 
 def server(buzon, aliases: str, domains=("example.com",), users=None, transports=None, queue=True, start=True,
-           **sections):
+           lmtp=False, **sections):
     cfg = dict(sections)
     cfg["aliases"] = {"file": "aliases", **cfg.get("aliases", {})}
     if queue:
@@ -74,7 +74,8 @@ def server(buzon, aliases: str, domains=("example.com",), users=None, transports
         if transports:
             cfg["relay"]["transport"] = [{"domain": d, "host": f"{HOST}:{p}"} for d, p in transports.items()]
         cfg["dns"] = DNS
-    srv = smtp_server(buzon, users=users or USERS, smtp={"local_domains": list(domains)}, start=False, **cfg)
+    srv = smtp_server(buzon, users=users or USERS, smtp={"local_domains": list(domains)}, start=False, lmtp=lmtp,
+                      **cfg)
     (srv.root / "aliases").write_text(aliases)
     if start:
         srv.start()
@@ -170,6 +171,35 @@ def test_alias_to_local_and_remote_targets(buzon):
         got = sink.wait(1)
         assert len(got) == 1 and sorted(got[0][1]) == ["one@sink.test", "two@sink.test"], got
         assert queue_empty(srv)
+    finally:
+        sink.stop()
+
+
+def test_lmtp_answers_once_per_rcpt_with_aliases(buzon):
+    """An MTA in front delivers over LMTP: an alias to two mailboxes and one that forwards are one
+    RCPT each, so one reply each after the data (RFC 2033 §4.2)."""
+    sink = Sink()
+    try:
+        srv = server(buzon, "team@example.com: alice@example.com, bob@example.com\nfwd@example.com: x@sink.test\n",
+                     transports={"sink.test": sink.port}, lmtp=True)
+        c = SmtpRaw(path=srv.lmtp_socket)
+        try:
+            assert c.cmd("LHLO mta.test").startswith(b"250")
+            assert c.cmd("MAIL FROM:<sender@remote.test>").startswith(b"250")
+            for rcpt in ("team@example.com", "fwd@example.com", "nobody@example.com"):
+                c.send(f"RCPT TO:<{rcpt}>\r\n")
+            assert [r[:3] for r in c.replies(3)] == [b"250", b"250", b"550"]
+            assert c.cmd("DATA").startswith(b"354")
+            c.send(b"Subject: lmtp alias\r\n\r\nhi\r\n.\r\n")
+            got = c.replies(2)
+            assert got[0].startswith(b"250 2.0.0 <team@example.com> Ok") and got[1].startswith(b"250 2.0.0 <fwd@example.com> Ok"), got
+            assert c.cmd("QUIT").startswith(b"221")
+        finally:
+            c.close()
+        assert len(mails(srv, "alice@example.com")) == 1 and len(mails(srv, "bob@example.com")) == 1
+        (mail_from, rcpts, content), = sink.wait(1)
+        assert mail_from == "sender@remote.test" and rcpts == ["x@sink.test"]
+        assert b"Delivered-To: fwd@example.com\r\n" in content and b"with LMTP" in content
     finally:
         sink.stop()
 

@@ -139,6 +139,7 @@ TEST_F(ForwardingTest, MixedLocalAndRemoteTargets) {
   EXPECT_TRUE(q[0].ret_hdrs);
   EXPECT_EQ(addresses(q[0]), (V{"far@remote.example", "other@remote.example"}));
   EXPECT_EQ(q[0].recipients[0].orcpt, "rfc822;mixed@example.org");  // a DSN names the alias used
+  EXPECT_TRUE(is_xtext(q[0].recipients[0].orcpt.substr(7)));
   // The forwarded message: our Received:, one Delivered-To: per forwarding alias, then the
   // original message unchanged.
   auto body = *spool_->read_message(q[0].id);
@@ -186,7 +187,23 @@ TEST_F(ForwardingTest, LmtpFailedRcptTakesItsOwnForwardsBack) {
   auto q = queued();
   ASSERT_EQ(q.size(), 1u);
   EXPECT_EQ(addresses(q[0]), V{"far@remote.example"});  // other@ belonged to the failed RCPT only
+  // Its ORCPT and NOTIFY are those of the first RCPT that reached it, even when that one failed.
+  EXPECT_EQ(q[0].recipients[0].orcpt, "rfc822;mixed@example.org");
   EXPECT_EQ(wakes_, 1);
+}
+
+TEST_F(ForwardingTest, OrcptOfAForwardIsXtextAndAClientsOwnOrcptIsKept) {
+  auto out = session("MAIL FROM:<s@remote.example>\r\nRCPT TO:<fwd+a=b@example.org>\r\n"
+                     "RCPT TO:<mixed@example.org> ORCPT=rfc822;first@elsewhere.example NOTIFY=NEVER\r\nDATA\r\nx\r\n.\r\n");
+  EXPECT_EQ(out, kAccepted + kRcptOk + kRcptOk + kGoAhead + "250 2.0.0 Ok: delivered as ID\r\n");
+  auto q = queued();
+  ASSERT_EQ(q.size(), 1u);
+  ASSERT_EQ(addresses(q[0]), (V{"far@remote.example", "other@remote.example"}));
+  EXPECT_EQ(q[0].recipients[0].orcpt, "rfc822;fwd+2Ba+3Db@example.org");  // the first RCPT to reach it
+  EXPECT_EQ(q[0].recipients[1].orcpt, "rfc822;first@elsewhere.example");
+  EXPECT_TRUE(q[0].recipients[1].notify.never);
+  auto body = *spool_->read_message(q[0].id);
+  EXPECT_NE(body.find("\r\nDelivered-To: fwd+a=b@example.org\r\nDelivered-To: mixed@example.org\r\n"), std::string::npos);
 }
 
 TEST_F(ForwardingTest, AForwardThatComesBackIsALoop) {

@@ -147,7 +147,18 @@ queue::Recipient spool_recipient(std::string address, const RcptParams& params, 
   queue::Recipient q;
   q.address = std::move(address);
   q.orcpt = params.orcpt;
-  if (q.orcpt.empty() && !original.empty() && original != q.address) q.orcpt = "rfc822;" + std::string(original);
+  if (q.orcpt.empty() && !original.empty() && original != q.address) {
+    // RFC 3461 §4: xtext ("+" and "=" and octets outside 33-126 as "+XX"); not for UTF-8 addresses.
+    std::string x = "rfc822;";
+    for (unsigned char c : original) {
+      if (c >= 0x80) return q;
+      if (c < 33 || c > 126 || c == '+' || c == '=')
+        x += fmt::format("+{:02X}", c);
+      else
+        x += static_cast<char>(c);
+    }
+    q.orcpt = std::move(x);
+  }
   if (params.notify & kNotifyNever) {
     q.notify = queue::Notify{true, false, false, false};
   } else if (params.notify != 0) {
