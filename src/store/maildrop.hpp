@@ -74,10 +74,23 @@ class Maildrop {
   virtual ~Maildrop() = default;
   virtual const std::vector<MessageInfo>& messages() const = 0;
   virtual Result<std::unique_ptr<MessageReader>> open_message(std::size_t index) = 0;
+  // Reads message `index` whole (raw octets, as open_message would) into `out`, but only if that
+  // needs no wait for I/O: everything is already in memory (Maildir: the kernel's dentry and page
+  // caches, asked with openat2(RESOLVE_CACHED) and preadv2(RWF_NOWAIT)). It is called ON AN EVENT
+  // LOOP, so it must never block: it answers false whenever it cannot finish at once (not cached,
+  // more than `max` octets, any error) and the caller takes the worker-pool path, which reports
+  // errors. `out` is unspecified after false. The default never answers (a database backend).
+  virtual bool read_if_cached(std::size_t index, std::string& out, std::size_t max) {
+    (void)index, (void)out, (void)max;
+    return false;
+  }
   // UPDATE state (RFC 1939 §6): remove these messages. Each removal is atomic (a crash leaves a
   // message either present and intact or gone); the call returns after the removals are durable.
   // Messages already gone are not an error.
   virtual Result<void> commit_deletes(std::span<const std::size_t> indexes) = 0;
+  // True when destroying this maildrop (releasing its lock) never waits for I/O, so an event loop
+  // may do it (Maildir: closing fds and dropping a flock). The default says no (a database).
+  virtual bool release_is_instant() const { return false; }
   // Records that these messages were retrieved (Maildir: new/ -> cur/ with the 'S' flag), so other
   // readers see them as read. Best effort, also after an aborted session; never deletes anything
   // and never changes a message's UIDL.

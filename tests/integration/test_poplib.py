@@ -1008,3 +1008,24 @@ def test_maildir_changed_by_others_during_session(buzon):
     assert left == sorted([simple(1), simple(4)]), \
         f"after QUIT: expected messages 1 and 4 to remain, found {[l[:40] for l in left]}"
     assert srv.running()
+
+
+def test_small_retrs_are_served_from_the_page_cache_identically(buzon):
+    """Issue 6: a small message whose file is in the page cache is read on the event loop
+    (openat2 RESOLVE_CACHED + preadv2 RWF_NOWAIT, or plain reads on tmpfs) instead of by a worker
+    thread. The first RETR opens the directories on the pool; the others take the fast path, and
+    every octet is the same as the slow path's (dot-stuffing, LF -> CRLF, unterminated last line)."""
+    srv = buzon()
+    msgs = [simple(i, ".leading dot\nbare lf\n" * (i + 1)) for i in range(4)] + [b"no final newline"]
+    seed(srv, ALICE, msgs)
+    p = srv.login(ALICE)
+    for i, raw in enumerate(msgs, 1):
+        _, lines, octets = p.retr(i)
+        assert b"\r\n".join(lines) + b"\r\n" == wire_form(raw), f"RETR {i}"
+    p.quit()
+    deadline = time.time() + 5
+    while "result=quit" not in srv.log() and time.time() < deadline:
+        time.sleep(0.05)
+    m = re.search(r"pop3 session .*user=alice@example\.com result=quit .*retr=5/\d+ .*cached=(\d+)", srv.log())
+    assert m, srv.log()[-2000:]
+    assert int(m.group(1)) >= 1, "no RETR took the page-cache path: " + m.group(0)

@@ -48,20 +48,22 @@ std::optional<std::string> decode_response(std::string_view line) {
   return std::move(*d);
 }
 
+Verdict check_password(const Backend& b, std::string_view typed, std::string_view password) {
+  auto name = auth::canonical_username(typed, b.names);
+  if (!name) return {false, false, "", name.error()};
+  auto user = b.directory->lookup(*name);
+  if (!user) {
+    auth::verify_dummy(password);  // the same work for unknown users: timing reveals no names
+    return {false, false, *name, "unknown user"};
+  }
+  auto r = auth::check_password(user->password, password);
+  if (r != auth::VerifyResult::kMatch) return {false, false, *name, std::string(auth::to_string(r))};
+  return {true, false, *name, ""};
+}
+
 asio::awaitable<Verdict> verify_password(const Backend& b, std::string typed, std::string password) {
   try {
-    co_return co_await b.pool->run([&]() -> Verdict {
-      auto name = auth::canonical_username(typed, b.names);
-      if (!name) return {false, false, "", name.error()};
-      auto user = b.directory->lookup(*name);
-      if (!user) {
-        auth::verify_dummy(password);  // the same work for unknown users: timing reveals no names
-        return {false, false, *name, "unknown user"};
-      }
-      auto r = auth::check_password(user->password, password);
-      if (r != auth::VerifyResult::kMatch) return {false, false, *name, std::string(auth::to_string(r))};
-      return {true, false, *name, ""};
-    });
+    co_return co_await b.pool->run([&]() -> Verdict { return check_password(b, typed, password); });
   } catch (const std::exception& e) {
     co_return Verdict{false, true, "", e.what()};
   }

@@ -110,6 +110,11 @@ asio::awaitable<Outcome> authenticate(std::string_view mech, std::optional<std::
 // A password check (PLAIN, LOGIN, POP3 PASS) on the backend's pool. No penalty wait here.
 asio::awaitable<Verdict> verify_password(const Backend& b, std::string typed, std::string password);
 
+// The same check, synchronous: for a caller that is already on a pool thread and does more work in
+// the same job (POP3 PASS opens the maildrop right after, one hand-off instead of two). Blocks
+// (hashing, directory lookup): never on an event loop. Throws what the directory throws.
+Verdict check_password(const Backend& b, std::string_view typed, std::string_view password);
+
 // Decodes a SASL response line: "=" and "" are empty (RFC 4954 §4, RFC 5034 §4); nullopt when
 // it is not valid base64.
 std::optional<std::string> decode_response(std::string_view line);

@@ -142,7 +142,14 @@ class Session {
   asio::awaitable<void> cmd_apop(const Command& c);
   asio::awaitable<bool> cmd_auth(const Command& c);
   asio::awaitable<bool> cmd_stls();
-  asio::awaitable<void> login(const std::string& user);
+  // A maildrop opened on a pool thread (or why not).
+  struct Opened {
+    store::Result<std::unique_ptr<store::Maildrop>> drop{std::unexpected(store::StoreError{store::StoreErrc::temp, ""})};
+  };
+  Opened open_maildrop(const std::string& user);  // blocking: pool threads only
+  // After the credentials were verified: opens the maildrop (unless `opened` already holds it) and
+  // enters TRANSACTION, or answers why not.
+  asio::awaitable<void> login(const std::string& user, std::optional<Opened> opened = std::nullopt);
   // Authentication helpers
   void update_security();  // after connect and after STLS: TLS state, trust, plaintext policy
   std::vector<std::string> offered_mechanisms() const;
@@ -152,7 +159,6 @@ class Session {
   login::Backend backend() {
     return login::Backend{svc_.directory, cfg_.names, &auth_pool(), cfg_.hostname, svc_.fake_salt_key};
   }
-  asio::awaitable<Verdict> verify_password(std::string typed, std::string password);
   void auth_failed(std::string_view typed, std::string_view mech, const Verdict& v);
   asio::awaitable<login::Answer> sasl_response();
   class SaslConversation;
@@ -213,6 +219,7 @@ class Session {
   std::vector<bool> retrieved_;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
   unsigned commands_ = 0, retr_count_ = 0, top_count_ = 0, dele_count_ = 0;
+  unsigned cached_reads_ = 0;  // RETR/TOP served on the loop from the page cache (read_if_cached)
   std::uint64_t retr_bytes_ = 0;
   std::size_t deleted_on_quit_ = 0;
   std::string end_reason_ = "disconnected";
@@ -311,6 +318,10 @@ asio::awaitable<void> Session::release_maildrop() {
   for (std::size_t i = 0; i < retrieved_.size(); ++i)
     if (retrieved_[i] && !(state_ == State::update && deleted_[i])) seen.push_back(i);
   auto drop = std::move(drop_);
+  if (seen.empty() && drop->release_is_instant()) {
+    drop.reset();  // nothing to write: no hand-off to the pool just to close fds (workload 2)
+    co_return;
+  }
   co_await svc_.pool->run([&]() -> bool {
     if (!seen.empty()) (void)drop->mark_seen(seen);
     drop.reset();  // releases the lock
@@ -323,11 +334,12 @@ void Session::log_summary(std::string_view result) {
   svc_.counters.bytes_out.fetch_add(bytes_out_, std::memory_order_relaxed);
   svc_.metrics.bytes(bytes_in_, bytes_out_);
   spdlog::info("pop3 session peer={} user={} result={} tls={} auth={} cmds={} retr={}/{} top={} dele={} deleted={} "
-               "in={} out={} ms={}",
+               "cached={} in={} out={} ms={}",
                log_value(peer_), log_value(!user_.empty() ? user_ : !authed_user_.empty() ? authed_user_ : pending_user_),
                log_value(result),
                log_value(tls_summary_.empty() ? "no" : tls_summary_), log_value(auth_mech_.empty() ? "-" : auth_mech_),
-               commands_, retr_count_, retr_bytes_, top_count_, dele_count_, deleted_on_quit_, bytes_in_, bytes_out_, ms);
+               commands_, retr_count_, retr_bytes_, top_count_, dele_count_, deleted_on_quit_, cached_reads_, bytes_in_,
+               bytes_out_, ms);
 }
 
 asio::awaitable<bool> Session::handle(const Line& line) {
@@ -421,13 +433,29 @@ asio::awaitable<void> Session::cmd_pass(const Command& c) {
     co_return;
   }
   std::string typed = std::exchange(pending_user_, {});
-  auto v = co_await verify_password(typed, c.rest);
-  if (!v.ok) {
-    auth_failed(typed, "USER", v);
+  // One pool job checks the password and, when it is right, opens the maildrop: half the thread
+  // hand-offs of a login (issue 6, workload 2). It runs on the auth pool, right after this login's
+  // own hash, so it delays no other session's store work.
+  co_await penalty_wait();
+  struct Checked {
+    Verdict v;
+    std::optional<Opened> opened;
+  } r;
+  try {
+    r = co_await auth_pool().run([&]() -> Checked {
+      Checked out{login::check_password(backend(), typed, c.rest), std::nullopt};
+      if (out.v.ok) out.opened = open_maildrop(out.v.canonical);
+      return out;
+    });
+  } catch (const std::exception& e) {
+    r.v = Verdict{false, true, "", e.what()};
+  }
+  if (!r.v.ok) {
+    auth_failed(typed, "USER", r.v);
     co_return;
   }
   auth_mech_ = "USER";
-  co_await login(v.canonical);
+  co_await login(r.v.canonical, std::move(r.opened));
 }
 
 asio::awaitable<void> Session::cmd_apop(const Command& c) {
@@ -495,11 +523,6 @@ asio::awaitable<void> Session::penalty_wait() {
   t.expires_after(d);
   co_await t.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
   touch();
-}
-
-asio::awaitable<Verdict> Session::verify_password(std::string typed, std::string password) {
-  co_await penalty_wait();
-  co_return co_await login::verify_password(backend(), std::move(typed), std::move(password));
 }
 
 void Session::auth_failed(std::string_view typed, std::string_view mech, const Verdict& v) {
@@ -626,21 +649,29 @@ asio::awaitable<bool> Session::cmd_stls() {
   co_return true;
 }
 
-asio::awaitable<void> Session::login(const std::string& user) {
-  svc_.metrics.auth(auth_mech_, true);  // the credentials were right (the maildrop may still be busy)
-  // The credentials were right: the address's failures are forgiven (as Dovecot does).
-  if (!trusted_) svc_.penalty.record_success(peer_);
-  authed_user_ = user;
-  struct Opened {
-    store::Result<std::unique_ptr<store::Maildrop>> drop{std::unexpected(store::StoreError{store::StoreErrc::temp, ""})};
-  };
-  auto opened = co_await svc_.pool->run([&]() -> Opened {
+Session::Opened Session::open_maildrop(const std::string& user) {
+  try {
     auto entry = svc_.directory->lookup(user);
     if (!entry) return {std::unexpected(store::StoreError{store::StoreErrc::perm, "user vanished"})};
     auto where = mail_location(cfg_.mail_template, cfg_.base_dir, user, entry->mail, entry->home);
     if (!where) return {std::unexpected(store::StoreError{store::StoreErrc::perm, where.error()})};
     return {svc_.store->open_maildrop(store::MailboxRef{user, where->string()}, cfg_.maildrop)};
-  });
+  } catch (const std::exception& e) {
+    return {std::unexpected(store::StoreError{store::StoreErrc::temp, e.what()})};
+  }
+}
+
+asio::awaitable<void> Session::login(const std::string& user, std::optional<Opened> pre) {
+  svc_.metrics.auth(auth_mech_, true);  // the credentials were right (the maildrop may still be busy)
+  // The credentials were right: the address's failures are forgiven (as Dovecot does).
+  if (!trusted_) svc_.penalty.record_success(peer_);
+  authed_user_ = user;
+  // (Not `pre ? ... : co_await ...`: g++ 12 miscompiles co_await inside a conditional expression.)
+  Opened opened;
+  if (pre)
+    opened = std::move(*pre);
+  else
+    opened = co_await svc_.pool->run([&] { return open_maildrop(user); });
   if (!opened.drop) {
     const auto& e = opened.drop.error();
     spdlog::warn("pop3 maildrop open failed user={} error={} detail={}", log_value(user), to_string(e.code),
@@ -722,11 +753,18 @@ asio::awaitable<bool> Session::cmd_retr(const Command& c, bool top) {
     lines = *n;
   }
   const auto size = drop_->messages()[*i].size;
-  // Small messages (the common case) cost one worker-pool job: open, read to the end and close in
-  // one go, into a buffer the session reuses (no per-RETR allocation or zero-fill). Bigger ones
-  // stream in kMessageChunk pieces, one job per piece, so memory stays bounded.
+  // Small messages (the common case) are read whole into a buffer the session reuses (no per-RETR
+  // allocation or zero-fill): right here on the event loop when the store can do it without waiting
+  // for I/O (the page cache has them: read_if_cached never blocks), else in one worker-pool job
+  // (open, read to the end, close). The hand-off to the pool and back was a third of the server's
+  // CPU in workload 1 (futex wake-ups, docs/benchmarks.md). Bigger messages stream in
+  // kMessageChunk pieces, one job per piece, so memory stays bounded.
   if (size <= kWholeMessageMax) {
-    auto whole = co_await svc_.pool->run([&]() -> store::Result<void> { return read_whole(*i); });
+    store::Result<void> whole{};
+    if (drop_->read_if_cached(*i, msgbuf_, 2 * kWholeMessageMax))
+      ++cached_reads_;
+    else
+      whole = co_await svc_.pool->run([&]() -> store::Result<void> { return read_whole(*i); });
     if (!whole) {
       retr_failed(*i, whole.error());
       co_return true;

@@ -14,11 +14,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <mutex>
@@ -134,6 +140,8 @@ struct MaildirMaildrop::Impl {
   UniqueFd cur_dir;
   UniqueFd lock_fd;
   std::optional<std::pair<dev_t, ino_t>> lock_key;
+  // How read_if_cached reads this Maildir's files: learnt on the first try.
+  enum class CachedReads { unknown, nowait, memory, never } cached_reads = CachedReads::unknown;
   std::vector<MessageInfo> infos;
   std::vector<Entry> entries;
   Index index;  // entries for the messages of this snapshot
@@ -493,6 +501,76 @@ Result<std::unique_ptr<MessageReader>> MaildirMaildrop::open_message(std::size_t
     if (err == ELOOP) return fail(StoreErrc::perm, "message is a symlink: " + what);
     return sys_fail("open", what, err);
   }
+}
+
+namespace {
+
+// Kernels before 5.12 know no RESOLVE_CACHED: after the first such answer every later call goes
+// straight to the worker pool (the behaviour is only faster, never different).
+std::atomic<bool> g_cached_reads{true};
+
+bool unsupported(int err) { return err == ENOSYS || err == EINVAL || err == E2BIG; }
+
+}  // namespace
+
+// The event-loop fast path of RETR (issue 6, workload 1): a small message whose directory entry,
+// inode and pages are in memory is read with no thread hand-off. Both calls are the kernel's own
+// non-blocking forms: openat2(RESOLVE_CACHED) fails with EAGAIN instead of doing lookup I/O
+// (Linux 5.12), preadv2(RWF_NOWAIT) returns EAGAIN instead of waiting for the disk (Linux 4.14).
+// Anything unusual (a moved file, not cached, a different size, an error) answers false and the
+// pool path does the full, reported read.
+bool MaildirMaildrop::read_if_cached(std::size_t index, std::string& out, std::size_t max) {
+  Impl& m = *impl_;
+  if (!g_cached_reads.load(std::memory_order_relaxed)) return false;
+  if (index >= m.entries.size()) return false;
+  const Entry& e = m.entries[index];
+  if (e.deleted || !m.root || !m.new_dir || !m.cur_dir) return false;
+  struct open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  how.resolve = RESOLVE_CACHED | RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  const long rc = ::syscall(SYS_openat2, m.dirfd(e.dir), e.name.c_str(), &how, sizeof how);
+  if (rc < 0) {
+    if (unsupported(errno)) g_cached_reads.store(false, std::memory_order_relaxed);
+    return false;
+  }
+  UniqueFd fd(static_cast<int>(rc));
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  const auto size = static_cast<std::size_t>(st.st_size);
+  if (size > max) return false;
+  // tmpfs refuses RWF_NOWAIT (EOPNOTSUPP) but its pages are memory: reading them waits for no device
+  // (like touching our own heap). Any other filesystem without RWF_NOWAIT: always the pool.
+  using Mode = Impl::CachedReads;
+  if (m.cached_reads == Mode::unknown) {
+    char one = 0;  // (a zero-length read succeeds even where the flag is refused)
+    struct iovec probe{&one, 1};
+    if (::preadv2(fd.get(), &probe, 1, 0, RWF_NOWAIT) >= 0) {
+      m.cached_reads = Mode::nowait;
+    } else if (errno == EOPNOTSUPP) {
+      struct statfs sf{};
+      m.cached_reads = ::fstatfs(fd.get(), &sf) == 0 && sf.f_type == TMPFS_MAGIC ? Mode::memory : Mode::never;
+    } else {
+      return false;  // EAGAIN and the like: ask again next time
+    }
+  }
+  if (m.cached_reads == Mode::never) return false;
+  const int flags = m.cached_reads == Mode::nowait ? RWF_NOWAIT : 0;
+  // One octet more than the size, so a file that grew since fstat is seen (and left to the pool).
+  out.resize_and_overwrite(size + 1, [](char*, std::size_t n) { return n; });
+  std::size_t got = 0;
+  while (got < out.size()) {
+    struct iovec iov{out.data() + got, out.size() - got};
+    const ssize_t n = ::preadv2(fd.get(), &iov, 1, static_cast<off_t>(got), flags);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got != size) return false;
+  out.resize(got);
+  return true;
 }
 
 Result<void> MaildirMaildrop::commit_deletes(std::span<const std::size_t> indexes) {

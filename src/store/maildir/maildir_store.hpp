@@ -75,6 +75,10 @@ class MaildirMaildrop final : public Maildrop {
 
   const std::vector<MessageInfo>& messages() const override;
   Result<std::unique_ptr<MessageReader>> open_message(std::size_t index) override;
+  bool read_if_cached(std::size_t index, std::string& out, std::size_t max) override;
+  // Closing the lock file's and directories' fds and dropping the flock: no disk I/O on a local
+  // filesystem. (On NFS, flock is emulated by a network lock whose release can wait: a known limit.)
+  bool release_is_instant() const override { return true; }
   Result<void> commit_deletes(std::span<const std::size_t> indexes) override;
   Result<void> mark_seen(std::span<const std::size_t> indexes) override;
 

@@ -389,6 +389,83 @@ TEST_F(MaildirTest, CorruptIndexIsIgnoredAndRebuilt) {
   EXPECT_EQ(drop->messages()[1].size, 3u);
 }
 
+// ---- read_if_cached: the event-loop fast path of RETR (issue 6) ---------------------------------
+
+std::string read_through_reader(Maildrop& drop, std::size_t i) {
+  auto r = drop.open_message(i);
+  EXPECT_TRUE(r.has_value());
+  if (!r) return {};
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    auto n = (*r)->read(std::span<char>(buf, sizeof buf));
+    EXPECT_TRUE(n.has_value());
+    if (!n || *n == 0) break;
+    out.append(buf, *n);
+  }
+  return out;
+}
+
+TEST_F(MaildirTest, ReadIfCachedGivesTheSameOctetsAsTheReaderAndNeverGuesses) {
+  const std::string big(100000, 'x');
+  put("new", "1700000000.M1P1.h", "a\nb\n.dot\n", 1700000000);
+  put("cur", "1700000001.M1P1.h:2,S", big, 1700000001);
+  put("cur", "1700000002.M1P1.h:2,S", "gone soon\n", 1700000002);
+  auto drop = must_open();
+  ASSERT_TRUE(drop);
+  std::string out;
+  // Straight after the open the directories are closed (an idle session holds only its lock's fd):
+  // no answer, the pool path opens them.
+  EXPECT_FALSE(drop->read_if_cached(0, out, 1 << 20));
+  EXPECT_EQ(read_through_reader(*drop, 0), "a\nb\n.dot\n");
+  // Now the files are in the page cache (just written and read): the same octets, at once.
+  ASSERT_TRUE(drop->read_if_cached(0, out, 1 << 20));
+  EXPECT_EQ(out, "a\nb\n.dot\n");
+  ASSERT_TRUE(drop->read_if_cached(1, out, 1 << 20));
+  EXPECT_EQ(out, big);
+  // Bigger than the caller's bound, out of range, deleted, vanished: no answer (the pool reports).
+  EXPECT_FALSE(drop->read_if_cached(1, out, big.size() - 1));
+  EXPECT_FALSE(drop->read_if_cached(3, out, 1 << 20));
+  ASSERT_EQ(::unlink(path("cur", "1700000002.M1P1.h:2,S").c_str()), 0);
+  EXPECT_FALSE(drop->read_if_cached(2, out, 1 << 20));
+  const std::size_t first = 0;
+  ASSERT_TRUE(drop->commit_deletes(std::span(&first, 1)).has_value());
+  EXPECT_FALSE(drop->read_if_cached(0, out, 1 << 20));
+}
+
+TEST_F(MaildirTest, ReadIfCachedRefusesASymlinkedMessage) {
+  put("cur", "1700000000.M1P1.h:2,S", "real\n", 1700000000);
+  auto drop = must_open();
+  ASSERT_TRUE(drop);
+  EXPECT_EQ(read_through_reader(*drop, 0), "real\n");
+  const std::string target = tmp_.path() + "/outside";
+  write_file(target, "secret\n");
+  const std::string p = path("cur", "1700000000.M1P1.h:2,S");
+  ASSERT_EQ(::unlink(p.c_str()), 0);
+  ASSERT_EQ(::symlink(target.c_str(), p.c_str()), 0);
+  std::string out;
+  EXPECT_FALSE(drop->read_if_cached(0, out, 1 << 20));
+}
+
+// tmpfs refuses RWF_NOWAIT; its pages are memory, so the fast path reads them plainly.
+TEST(MaildirTmpfs, ReadIfCachedWorksOnTmpfs) {
+  if (::access("/dev/shm", W_OK) != 0) GTEST_SKIP() << "no writable /dev/shm here";
+  ::setenv("TMPDIR", "/dev/shm", 1);
+  testing::TempDir tmp;
+  ::unsetenv("TMPDIR");
+  const std::string md = tmp.path() + "/Maildir";
+  ASSERT_TRUE(ensure_maildir(md).has_value());
+  write_file(md + "/cur/1700000000.M1P1.h:2,S", "on tmpfs\n");
+  write_file(md + "/cur/1700000001.M1P1.h:2,S", "second\n");
+  MaildirStore store;
+  auto drop = store.open(md, MaildropOptions{});
+  ASSERT_TRUE(drop.has_value());
+  EXPECT_EQ(read_through_reader(**drop, 0), "on tmpfs\n");
+  std::string out;
+  ASSERT_TRUE((*drop)->read_if_cached(1, out, 1 << 20));
+  EXPECT_EQ(out, "second\n");
+}
+
 TEST(MaildirIndex, FormatRoundTrips) {
   Index idx;
   idx["b"] = IndexEntry{10, 20, IndexEntry::XUidl::present, "xu"};
