@@ -345,6 +345,35 @@ TEST_F(SubmissionTest, LocalOnlyIsDeliveredRemoteGoesToTheSpoolWithEveryRecipien
   EXPECT_EQ(svc_.counters.queued.load(), 1u);
 }
 
+TEST_F(SubmissionTest, AliasesExpandBeforeTheSpool) {
+  // Issue 10: a local alias's targets go into the spool entry as final addresses (the relay
+  // resolves them as plain mailboxes), its forwards as they are; without a remote RCPT the
+  // mailboxes get their copies directly and only the forward is queued.
+  svc_.settings.recipients.aliases = auth::AliasFile::from_table(
+      *auth::parse_aliases("team@example.org: ana@example.org, bob@example.org, far@remote.example\n"));
+  auto out = after_ehlo(login_ana() + "MAIL FROM:<ana@example.org>\r\nRCPT TO:<team@example.org>\r\n"
+                        "RCPT TO:<friend@remote.example>\r\nDATA\r\n" + kMsg + ".\r\n");
+  EXPECT_NE(out.find("250 2.0.0 Ok: queued as "), std::string::npos) << out;
+  auto q = queued();
+  ASSERT_EQ(q.size(), 1u);
+  std::vector<std::string> rcpts;
+  for (const auto& r : q[0].recipients) rcpts.push_back(r.address);
+  EXPECT_EQ(rcpts, (std::vector<std::string>{"ana@example.org", "bob@example.org", "far@remote.example",
+                                             "friend@remote.example"}));
+  EXPECT_TRUE(messages("bob@example.org").empty());
+  std::filesystem::remove(dir_ / "env" / q[0].id);
+  std::filesystem::remove(dir_ / "msg" / q[0].id);
+
+  out = after_ehlo(login_ana() + "MAIL FROM:<ana@example.org>\r\nRCPT TO:<team@example.org>\r\nDATA\r\n" + kMsg +
+                   ".\r\n");
+  EXPECT_NE(out.find("250 2.0.0 Ok: delivered as "), std::string::npos) << out;
+  EXPECT_EQ(messages("bob@example.org").size(), 1u);
+  q = queued();
+  ASSERT_EQ(q.size(), 1u);
+  ASSERT_EQ(q[0].recipients.size(), 1u);
+  EXPECT_EQ(q[0].recipients[0].address, "far@remote.example");
+}
+
 TEST_F(SubmissionTest, WithoutASpoolRemoteRecipientsAreRefused) {
   svc_.spool = nullptr;
   auto out = after_ehlo(login_ana() + "MAIL FROM:<ana@example.org>\r\nRCPT TO:<friend@remote.example>\r\n");
