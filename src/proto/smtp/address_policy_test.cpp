@@ -3,6 +3,7 @@
 // per [users] lowercase, domain aliases, postmaster@/abuse@ of every local domain, virtual aliases
 // (several targets, nested, remote, catch-all), and the start-up check of the aliases.
 #include "proto/smtp/recipient.hpp"
+#include "support/table_directory.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,21 +14,7 @@
 namespace buzon::smtp {
 namespace {
 
-class Users final : public auth::Directory {
- public:
-  void add(std::string name, std::vector<std::string> quota_rules = {}) {
-    users_[name] = auth::User{name, "{PLAIN}x"};
-    users_[name].quota_rules = std::move(quota_rules);
-  }
-  std::optional<auth::User> lookup(std::string_view name) const override {
-    auto it = users_.find(std::string(name));
-    if (it == users_.end()) return std::nullopt;
-    return it->second;
-  }
-
- private:
-  std::map<std::string, auth::User> users_;
-};
+using Users = test::TableDirectory;
 
 Mailbox mb(std::string_view text) {
   auto p = parse_path("<" + std::string(text) + ">", false);

@@ -8,6 +8,7 @@
 #include "core/mail_location.hpp"
 #include "store/memory/memory_store.hpp"
 #include "support/memory_stream.hpp"
+#include "support/table_directory.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -26,18 +27,7 @@ namespace {
 
 using test::MemoryStream;
 
-class Users final : public auth::Directory {
- public:
-  void add(std::string name) { users_[name] = auth::User{name, "{PLAIN}x"}; }
-  std::optional<auth::User> lookup(std::string_view name) const override {
-    auto it = users_.find(std::string(name));
-    if (it == users_.end()) return std::nullopt;
-    return it->second;
-  }
-
- private:
-  std::map<std::string, auth::User> users_;
-};
+using Users = test::TableDirectory;
 
 constexpr const char* kAliases =
     "team@example.org: ana@example.org, bob@example.org\n"

@@ -7,6 +7,7 @@
 #include "store/memory/memory_store.hpp"
 #include "support/fake_tls.hpp"
 #include "support/memory_stream.hpp"
+#include "support/table_directory.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -23,18 +24,7 @@ namespace {
 using test::FakeTls;
 using test::MemoryStream;
 
-class TableDirectory final : public auth::Directory {
- public:
-  void add(std::string name) { users_[name] = auth::User{name, "{PLAIN}x"}; }
-  std::optional<auth::User> lookup(std::string_view name) const override {
-    auto it = users_.find(std::string(name));
-    if (it == users_.end()) return std::nullopt;
-    return it->second;
-  }
-
- private:
-  std::map<std::string, auth::User> users_;
-};
+using TableDirectory = test::TableDirectory;
 
 constexpr const char* kGreeting = "220 mx.example.org ESMTP buzon\r\n";
 constexpr const char* kEhloReply =
