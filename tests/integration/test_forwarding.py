@@ -8,7 +8,8 @@
 - a forwarding loop between two buzons (A forwards to B, B forwards back to A): A refuses the
   returning message with 554 5.4.6 (its own Delivered-To:), and B's bounce reaches the sender;
 - forwarding without an outbound queue is refused at start-up with file:line and the fix;
-- SIGHUP changes the plus-address delimiter, the postmaster address and the default quota.
+- SIGHUP changes the plus-address delimiter, the postmaster address, the default quota and the
+  over-quota answer; a broken config keeps the running rules.
 """
 from __future__ import annotations
 
@@ -285,3 +286,10 @@ def test_sighup_changes_delimiter_postmaster_and_default_quota(buzon):
     assert accepted(swaks(srv, "alice-three@example.com"))
     assert accepted(swaks(srv, "abuse@example.com"))
     assert len(mails(srv, "bob@example.com")) == 2
+    # [quota] over_quota reloads too: the full mailbox now bounces at once.
+    srv.config["aliases"]["postmaster"] = "bob@example.com"
+    srv.config["quota"]["over_quota"] = "permanent"
+    write_toml(srv.cfg_path, srv.config)
+    reload(srv, "reload: address rules")
+    out = swaks(srv, "carol@example.com", body=("x" * 70 + "\n") * 20)
+    assert "552 5.2.2" in out, out
