@@ -195,6 +195,7 @@ RecipientTargets resolve_targets(const Mailbox& m, const RecipientPolicy& live_p
     if (!is_local_domain(domain_of(a), policy.local_domains)) return true;
     return target_user(a).has_value();
   };
+  out.alias = address;
   auto finals = auth::expand_alias(*aliases, address, is_final);
   if (!finals) {
     out.verdict = RcptVerdict::temp_failure;

@@ -134,6 +134,7 @@ struct RecipientTargets {
   RcptVerdict verdict = RcptVerdict::unknown_user;
   std::vector<ResolvedRecipient> local;
   std::vector<std::string> remote;
+  std::string alias;   // the address that was expanded as an alias (tag removed, domain mapped); "" if none
   std::string detail;  // for the log only
 };
 

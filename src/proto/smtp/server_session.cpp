@@ -82,6 +82,7 @@ struct Recipient {
   RcptParams params;
   std::vector<ResolvedRecipient> boxes;  // local copies, each with its own Delivered-To: address
   std::vector<std::string> forward;      // an alias's remote targets: through the outbound spool
+  std::string alias;                     // the alias expanded (tag removed), "" for a plain address
   std::string address;  // the mailbox as sent (LMTP replies, Received: for, the loop check)
   bool remote = false;  // submission: not a local domain, goes to the outbound spool
 };
@@ -648,6 +649,7 @@ asio::awaitable<void> Session::cmd_rcpt(const Command& c) {
   rc.params = c.rcpt;
   rc.boxes = std::move(r.local);
   rc.forward = std::move(r.remote);
+  rc.alias = std::move(r.alias);
   rc.address = c.path.mailbox.domain.empty() && !rc.boxes.empty() ? rc.boxes.front().address : c.path.mailbox.text;
   tx_->rcpts.push_back(std::move(rc));
   ++rcpts_;
@@ -838,6 +840,7 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
     std::vector<std::string> addresses;
     for (const auto& r : tx.rcpts) {
       addresses.push_back(r.address);
+      if (!r.alias.empty()) addresses.push_back(r.alias);
       for (const auto& b : r.boxes)
         if (b.address != r.address) addresses.push_back(b.address);
     }
@@ -892,7 +895,8 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
       if (fresh) copies.push_back(store::DeliveryCopy{b.box, return_path + format_delivered_to(b.address)});
       copies_of[i].push_back(it->second);
     }
-    if (!r.forward.empty()) forward_trace += format_delivered_to(r.address);
+    // The alias itself (tag removed): whichever form of it the message comes back to, it is seen.
+    if (!r.forward.empty()) forward_trace += format_delivered_to(r.alias.empty() ? r.address : r.alias);
     for (const auto& f : r.forward) {
       auto it = std::find_if(forwards.begin(), forwards.end(),
                              [&](const queue::Recipient& q) { return ascii_lower(q.address) == ascii_lower(f); });
