@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -64,6 +65,13 @@ class MessageReader {
   virtual ~MessageReader() = default;
   // Reads up to buf.size() octets; returns 0 at end of message.
   virtual Result<std::size_t> read(std::span<char> buf) = 0;
+  // The same, but only when it needs no wait for I/O (the octets are in the page cache), so an
+  // event loop may call it: nullopt means "not now" (use read() on a pool thread), never an error.
+  // The default never answers.
+  virtual std::optional<std::size_t> read_if_cached(std::span<char> buf) {
+    (void)buf;
+    return std::nullopt;
+  }
 };
 
 // An opened, exclusively locked maildrop (RFC 1939 §3: "exclusive-access lock").

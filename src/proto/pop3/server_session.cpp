@@ -219,7 +219,7 @@ class Session {
   std::vector<bool> retrieved_;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
   unsigned commands_ = 0, retr_count_ = 0, top_count_ = 0, dele_count_ = 0;
-  unsigned cached_reads_ = 0;  // RETR/TOP served on the loop from the page cache (read_if_cached)
+  unsigned cached_reads_ = 0;  // small RETR/TOP and big-message pieces read on the loop from the page cache
   std::uint64_t retr_bytes_ = 0;
   std::size_t deleted_on_quit_ = 0;
   std::string end_reason_ = "disconnected";
@@ -794,7 +794,13 @@ asio::awaitable<bool> Session::cmd_retr(const Command& c, bool top) {
     msgbuf_.resize_and_overwrite(kMessageChunk, [](char*, std::size_t n) { return n; });  // no zero-fill
   std::uint64_t sent_before = bytes_out_ + out_.size();
   for (;;) {
-    auto n = co_await svc_.pool->run([&] { return (*reader)->read(std::span<char>(msgbuf_.data(), kMessageChunk)); });
+    // Each piece from the page cache on the loop when it is there, else from a pool thread.
+    const std::span<char> piece(msgbuf_.data(), kMessageChunk);
+    store::Result<std::size_t> n{};
+    if (auto now = (*reader)->read_if_cached(piece))
+      n = *now, ++cached_reads_;
+    else
+      n = co_await svc_.pool->run([&] { return (*reader)->read(piece); });
     if (!n) {
       // The +OK line is already out: the only honest thing left is to drop the connection, so the
       // client sees an incomplete reply instead of a truncated message (RFC 1939 gives no -ERR here).

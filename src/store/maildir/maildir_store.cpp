@@ -117,6 +117,21 @@ Result<std::uint64_t> final_line_end_octets(int fd, const struct stat& st, std::
   return last == '\n' ? 0 : (last == '\r' ? 1 : 2);
 }
 
+// How a file's octets can be read without waiting for the device (read_if_cached).
+enum class CachedReads { unknown, nowait, memory, never };
+
+// Asks the kernel once: RWF_NOWAIT works (ext4, xfs, btrfs...), or the file lives on tmpfs (which
+// refuses the flag, but whose pages are memory: reading them waits for no device, like touching our
+// own heap), or neither (always the pool). `unknown` again when the probe itself would have waited.
+CachedReads probe_cached_reads(int fd) {
+  char one = 0;  // (a zero-length read succeeds even where the flag is refused)
+  struct iovec probe{&one, 1};
+  if (::preadv2(fd, &probe, 1, 0, RWF_NOWAIT) >= 0) return CachedReads::nowait;
+  if (errno != EOPNOTSUPP) return CachedReads::unknown;
+  struct statfs sf{};
+  return ::fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC ? CachedReads::memory : CachedReads::never;
+}
+
 class MaildirReader final : public MessageReader {
  public:
   MaildirReader(UniqueFd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
@@ -125,10 +140,23 @@ class MaildirReader final : public MessageReader {
     if (n < 0) return sys_fail("read", what_, errno);
     return static_cast<std::size_t>(n);
   }
+  // Big messages stream through here on the event loop while their pages are cached (issue 6,
+  // workload 3): offset -1 reads at, and advances, the file position, as read() does.
+  std::optional<std::size_t> read_if_cached(std::span<char> buf) override {
+    if (mode_ == CachedReads::unknown) mode_ = probe_cached_reads(fd_.get());
+    if (mode_ == CachedReads::unknown || mode_ == CachedReads::never) return std::nullopt;
+    struct iovec iov{buf.data(), buf.size()};
+    for (;;) {
+      const ssize_t n = ::preadv2(fd_.get(), &iov, 1, -1, mode_ == CachedReads::nowait ? RWF_NOWAIT : 0);
+      if (n >= 0) return static_cast<std::size_t>(n);
+      if (errno != EINTR) return std::nullopt;  // EAGAIN: not cached; an error: read() reports it
+    }
+  }
 
  private:
   UniqueFd fd_;
   std::string what_;
+  CachedReads mode_ = CachedReads::unknown;
 };
 
 }  // namespace
@@ -140,8 +168,7 @@ struct MaildirMaildrop::Impl {
   UniqueFd cur_dir;
   UniqueFd lock_fd;
   std::optional<std::pair<dev_t, ino_t>> lock_key;
-  // How read_if_cached reads this Maildir's files: learnt on the first try.
-  enum class CachedReads { unknown, nowait, memory, never } cached_reads = CachedReads::unknown;
+  CachedReads cached_reads = CachedReads::unknown;  // how read_if_cached reads here: learnt on first use
   std::vector<MessageInfo> infos;
   std::vector<Entry> entries;
   Index index;  // entries for the messages of this snapshot
@@ -538,23 +565,9 @@ bool MaildirMaildrop::read_if_cached(std::size_t index, std::string& out, std::s
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   const auto size = static_cast<std::size_t>(st.st_size);
   if (size > max) return false;
-  // tmpfs refuses RWF_NOWAIT (EOPNOTSUPP) but its pages are memory: reading them waits for no device
-  // (like touching our own heap). Any other filesystem without RWF_NOWAIT: always the pool.
-  using Mode = Impl::CachedReads;
-  if (m.cached_reads == Mode::unknown) {
-    char one = 0;  // (a zero-length read succeeds even where the flag is refused)
-    struct iovec probe{&one, 1};
-    if (::preadv2(fd.get(), &probe, 1, 0, RWF_NOWAIT) >= 0) {
-      m.cached_reads = Mode::nowait;
-    } else if (errno == EOPNOTSUPP) {
-      struct statfs sf{};
-      m.cached_reads = ::fstatfs(fd.get(), &sf) == 0 && sf.f_type == TMPFS_MAGIC ? Mode::memory : Mode::never;
-    } else {
-      return false;  // EAGAIN and the like: ask again next time
-    }
-  }
-  if (m.cached_reads == Mode::never) return false;
-  const int flags = m.cached_reads == Mode::nowait ? RWF_NOWAIT : 0;
+  if (m.cached_reads == CachedReads::unknown) m.cached_reads = probe_cached_reads(fd.get());
+  if (m.cached_reads == CachedReads::unknown || m.cached_reads == CachedReads::never) return false;
+  const int flags = m.cached_reads == CachedReads::nowait ? RWF_NOWAIT : 0;
   // One octet more than the size, so a file that grew since fstat is seen (and left to the pool).
   out.resize_and_overwrite(size + 1, [](char*, std::size_t n) { return n; });
   std::size_t got = 0;

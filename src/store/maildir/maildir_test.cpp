@@ -433,6 +433,35 @@ TEST_F(MaildirTest, ReadIfCachedGivesTheSameOctetsAsTheReaderAndNeverGuesses) {
   EXPECT_FALSE(drop->read_if_cached(0, out, 1 << 20));
 }
 
+TEST_F(MaildirTest, ReaderReadIfCachedContinuesWhereReadLeftOff) {
+  std::string big;
+  for (int i = 0; i < 5000; ++i) big += "line " + std::to_string(i) + "\n";
+  put("cur", "1700000000.M1P1.h:2,S", big, 1700000000);
+  auto drop = must_open();
+  ASSERT_TRUE(drop);
+  EXPECT_EQ(read_through_reader(*drop, 0), big);  // warms the page cache
+  auto r = drop->open_message(0);
+  ASSERT_TRUE(r.has_value());
+  // Pieces alternate between the loop's cached reads and ordinary reads: one file position.
+  std::string got;
+  char buf[1000];
+  for (int k = 0;; ++k) {
+    std::size_t n = 0;
+    if (k % 2 == 0) {
+      auto now = (*r)->read_if_cached(std::span<char>(buf, sizeof buf));
+      ASSERT_TRUE(now.has_value()) << "piece " << k << " was not served from the page cache";
+      n = *now;
+    } else {
+      auto rd = (*r)->read(std::span<char>(buf, sizeof buf));
+      ASSERT_TRUE(rd.has_value());
+      n = *rd;
+    }
+    if (n == 0) break;
+    got.append(buf, n);
+  }
+  EXPECT_EQ(got, big);
+}
+
 TEST_F(MaildirTest, ReadIfCachedRefusesASymlinkedMessage) {
   put("cur", "1700000000.M1P1.h:2,S", "real\n", 1700000000);
   auto drop = must_open();
