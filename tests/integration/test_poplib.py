@@ -1024,7 +1024,7 @@ def test_small_retrs_are_served_from_the_page_cache_identically(buzon):
         assert b"\r\n".join(lines) + b"\r\n" == wire_form(raw), f"RETR {i}"
     p.quit()
     deadline = time.time() + 5
-    while "result=quit" not in srv.log() and time.time() < deadline:
+    while "user=alice@example.com result=quit" not in srv.log() and time.time() < deadline:
         time.sleep(0.05)
     m = re.search(r"pop3 session .*user=alice@example\.com result=quit .*retr=5/\d+ .*cached=(\d+)", srv.log())
     assert m, srv.log()[-2000:]
