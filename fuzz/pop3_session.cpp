@@ -19,15 +19,14 @@
 #include "auth/password.hpp"
 #include "store/memory/memory_store.hpp"
 #include "support/memory_stream.hpp"
+#include "support/table_directory.hpp"
 
 #include "fuzz_check.hpp"
+#include "session_log.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
-
-#include <spdlog/sinks/base_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <array>
 #include <atomic>
@@ -43,49 +42,21 @@ namespace {
 
 using namespace buzon;
 
-class TableDirectory final : public auth::Directory {
- public:
-  void add(std::string name, std::string password) { users_[name] = auth::User{name, std::move(password)}; }
-  std::optional<auth::User> lookup(std::string_view name) const override {
-    auto it = users_.find(std::string(name));
-    if (it == users_.end()) return std::nullopt;
-    return it->second;
-  }
 
- private:
-  std::map<std::string, auth::User> users_;
-};
-
-// Counts log lines that mean "an exception escaped the session logic".
-std::atomic<int> g_session_failures{0};
-
-class WatchSink final : public spdlog::sinks::base_sink<std::mutex> {
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    std::string_view text(msg.payload.data(), msg.payload.size());
-    if (text.find("session failed") != std::string_view::npos) {
-      std::fprintf(stderr, "session log: %.*s\n", static_cast<int>(text.size()), text.data());
-      g_session_failures.fetch_add(1);
-    }
-  }
-  void flush_() override {}
-};
 
 struct Globals {
   net::WorkerPool pool{2, 16};
-  TableDirectory dir;
+  test::TableDirectory dir;
   std::string big;
   Globals() {
-    dir.add("ana", "{PLAIN}pw");
-    dir.add("bob", "{PLAIN}bob");
+    dir.add("ana", {}, "{PLAIN}pw");
+    dir.add("bob", {}, "{PLAIN}bob");
     std::string line(76, 'x');
     while (big.size() < 150 * 1024) {
       big += (big.size() / 77) % 50 == 0 ? "." + line.substr(1) : line;
       big += "\n";
     }
-    auto logger = std::make_shared<spdlog::logger>("fuzz", std::make_shared<WatchSink>());
-    logger->set_level(spdlog::level::trace);
-    spdlog::set_default_logger(logger);
+    fuzz::install_watch_logger();
   }
 };
 
@@ -146,12 +117,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (opt & 0x40) stream->set_fail_on(1 + fail_op % 16);
   auto rec = stream->record();
 
-  const int failures_before = g_session_failures.load();
+  const int failures_before = fuzz::session_failures().load();
   asio::co_spawn(io, pop3::serve_session(std::move(stream), svc), asio::detached);
   io.run_for(std::chrono::seconds(10));
   FUZZ_CHECK(io.stopped(), "the session ends by itself (no hang)");
   FUZZ_CHECK(rec->closed, "the session closes its stream");
-  FUZZ_CHECK(g_session_failures.load() == failures_before, "no exception escapes the session logic");
+  FUZZ_CHECK(fuzz::session_failures().load() == failures_before, "no exception escapes the session logic");
   FUZZ_CHECK(!store.is_locked(kBox), "the maildrop lock is released when the session ends");
 
   const std::string& out = rec->output;

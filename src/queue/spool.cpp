@@ -323,7 +323,8 @@ std::expected<Entry, std::string> parse_envelope(std::string_view text) {
     if (lineno == 1) {
       if (line != kMagic) {
         if (line.starts_with("buzon-queue-envelope "))
-          return bad(fmt::format("unsupported envelope version '{}' (written by a newer buzon?)", line.substr(21)));
+          return bad(fmt::format("unsupported envelope version '{}' (written by a newer buzon?)",
+                                 enc(line.substr(21, 40))));
         return bad("not a buzon queue envelope (first line must be 'buzon-queue-envelope 1')");
       }
       continue;
@@ -356,7 +357,8 @@ std::expected<Entry, std::string> parse_envelope(std::string_view text) {
       continue;
     }
     auto it = std::find(std::begin(singles), std::end(singles), key);
-    if (it == std::end(singles)) return bad(fmt::format("unknown record '{}'", key.substr(0, 40)));
+    // The text goes to logs and `buzon queue`: octets it does not own are shown %XX-encoded.
+    if (it == std::end(singles)) return bad(fmt::format("unknown record '{}'", enc(key.substr(0, 40))));
     const unsigned bit = 1u << (it - std::begin(singles));
     if (seen & bit) return bad(fmt::format("record '{}' given twice", key));
     seen |= bit;

@@ -191,6 +191,10 @@ TEST(QueueEnvelope, StrictParserRejectsGarbage) {
       {replace(" b@b.test", " b@b.test extra"), "7 fields"},
       {replace("rcpt pending 0 FAILURE,DELAY b@b.test - - -\n", ""), "no recipient"},
       {replace("envid -", "colour blue"), "unknown record 'colour'"},
+      // fuzz/queue_envelope: the unknown keyword was echoed raw (terminal escapes, 8-bit octets
+      // into logs and `buzon queue` output); it is %XX-encoded now.
+      {replace("created", "creat\xe4\x1b[2Jd"), "unknown record 'creat%E4%1B[2Jd'"},
+      {replace("envelope 1", "envelope 1\x7f"), "unsupported envelope version '1%7F'"},
   };
   for (auto& [text, why] : bad) {
     auto p = parse_envelope(text);

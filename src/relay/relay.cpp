@@ -153,7 +153,10 @@ void Relay::start() {
 
 void Relay::stop() {
   stopping_ = true;
+  // Released here, not in ~Relay: the relay may outlive its io_context (the server destroys the
+  // loop first, with the coroutines that refer to the relay); the scan loop keeps its own copy.
   if (timer_) timer_->cancel();
+  timer_.reset();
 }
 
 void Relay::wake() {

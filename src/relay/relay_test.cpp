@@ -430,5 +430,21 @@ TEST_F(RelayTest, BacklogBeyondTheInFlightCapDrainsWithoutWaitingForTheInterval)
   EXPECT_TRUE(spool->list().empty());
 }
 
+// The server destroys the relay's io_context before the relay (the coroutines that refer to the
+// relay go first). The relay's timer must not outlive the io_context: found by UBSan in
+// `make sanitize` (~Relay cancelled a timer whose service was gone), so this test is the
+// regression test under ASan+UBSan.
+TEST_F(RelayTest, StoppedRelayOutlivesItsIoContext) {
+  auto loop = std::make_unique<asio::io_context>();
+  auto relay = std::make_unique<Relay>(loop->get_executor(),
+                                       Services{spool.get(), &resolver, &delivery, &directory, &pool}, opt);
+  relay->start();
+  for (int i = 0; i < 20 && loop->run_one_for(std::chrono::milliseconds(10));) ++i;
+  relay->stop();
+  loop.reset();
+  relay.reset();
+  SUCCEED();
+}
+
 }  // namespace
 }  // namespace buzon::relay

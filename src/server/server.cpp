@@ -825,6 +825,9 @@ int Server::run() {
   }
   d.relay_io.stop();  // deliveries in flight end here; the spool on disk stays the truth
   if (d.relay_thread.joinable()) d.relay_thread.join();
+  // The relay's timer must go while relay_io exists (relay_io is destroyed before the relay:
+  // UBSan caught ~Relay cancelling a timer of a destroyed io_context).
+  if (d.relay) d.relay->stop();
   d.pool->stop();
   if (d.auth_pool) d.auth_pool->stop();
   for (const auto& p : d.unix_socket_paths) ::unlink(p.c_str());

@@ -37,7 +37,30 @@ HERE = pathlib.Path(__file__).resolve().parent
 SOURCE_DIR = pathlib.Path(os.environ.get("BUZON_SOURCE_DIR") or HERE.parent.parent)
 BUZON_BIN = pathlib.Path(os.environ.get("BUZON_BIN") or SOURCE_DIR / "build" / "buzon")
 
-START_TIMEOUT = 10.0
+# Sanitizer builds (make sanitize / make tsan, docs/RELIABILITY.md): BUZON_SANITIZER names the
+# sanitizer the binary was built with, BUZON_SANITIZER_LOG_DIR a directory for reports. Each pytest
+# process gets its own report directory below it (log_path in *SAN_OPTIONS, inherited by every buzon
+# it starts); a report written during a test fails that test (sanitizer_reports below), and the
+# Makefile fails the run if any report exists at all.
+SANITIZER = os.environ.get("BUZON_SANITIZER", "")
+SANITIZER_LOGS: pathlib.Path | None = None
+if os.environ.get("BUZON_SANITIZER_LOG_DIR"):
+    _base = pathlib.Path(os.environ["BUZON_SANITIZER_LOG_DIR"])
+    _base.mkdir(parents=True, exist_ok=True)
+    SANITIZER_LOGS = pathlib.Path(tempfile.mkdtemp(prefix="pytest-", dir=_base))
+    os.chmod(SANITIZER_LOGS, 0o1777)  # servers that drop privileges write here too
+    for _var, _name in (("ASAN_OPTIONS", "asan"), ("UBSAN_OPTIONS", "ubsan"), ("TSAN_OPTIONS", "tsan")):
+        _opts = os.environ.get(_var, "")
+        os.environ[_var] = (_opts + ":" if _opts else "") + f"log_path={SANITIZER_LOGS}/{_name}"
+
+
+def skip_under_sanitizer(reason: str) -> None:
+    """For timing-based checks only: skips (visibly, with the reason) in a sanitizer build."""
+    if SANITIZER:
+        pytest.skip(f"under {SANITIZER}: {reason}")
+
+
+START_TIMEOUT = 10.0 * (3 if SANITIZER else 1)
 IO_TIMEOUT = 20.0
 HOST = "127.0.0.1"
 
@@ -545,6 +568,20 @@ class BuzonServer:
                     raise AssertionError(f"maildrop of {user} still [IN-USE] {timeout}s after the "
                                          f"previous session ended: {e}")
                 time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_reports():
+    """In a sanitizer build: any report a process wrote during the test fails the test."""
+    if SANITIZER_LOGS is None:
+        yield
+        return
+    before = set(SANITIZER_LOGS.iterdir())
+    yield
+    new = sorted(set(SANITIZER_LOGS.iterdir()) - before)
+    if new:
+        text = "\n".join(f"--- {p} ---\n{p.read_text(errors='replace')[-8000:]}" for p in new)
+        pytest.fail(f"{len(new)} sanitizer report(s) ({SANITIZER}):\n{text}", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -14,7 +14,8 @@ import statistics
 import subprocess
 import time
 
-from conftest import BUZON_BIN, EDGE_MESSAGES, HOST, big_message, find_tool, maildir_files, maildir_make
+from conftest import (BUZON_BIN, EDGE_MESSAGES, HOST, big_message, find_tool, maildir_files, maildir_make,
+                      skip_under_sanitizer)
 
 USER = "alice@example.com"
 
@@ -94,6 +95,8 @@ def timed(fn, runs=3) -> float:
 def test_speed_vs_mpop_and_fetchmail(buzon, tmp_path):
     """2000 messages of ~10 KiB plus 10 of 1 MiB (~30 MiB), kept on the server; each tool fetches
     all of them into local storage three times; the median is reported."""
+    skip_under_sanitizer("a speed comparison of a sanitizer build measures the sanitizer (and takes "
+                         "minutes); the same-files tests above still run")
     mpop, fetchmail = find_tool("mpop"), find_tool("fetchmail")
     srv = buzon()
     n_small, n_big = 2000, 10
