@@ -144,7 +144,12 @@ class Session {
   asio::awaitable<bool> cmd_stls();
   // A maildrop opened on a pool thread (or why not).
   struct Opened {
-    store::Result<std::unique_ptr<store::Maildrop>> drop{std::unexpected(store::StoreError{store::StoreErrc::temp, ""})};
+    // A constructor, not a default member initializer: clang (the sanitizer and fuzz build) cannot
+    // use an initializer of a nested class before the enclosing class is complete, so
+    // WorkerPool::run's is_default_constructible check failed there (CWG 1397).
+    Opened() : drop(std::unexpected(store::StoreError{store::StoreErrc::temp, ""})) {}
+    Opened(store::Result<std::unique_ptr<store::Maildrop>> d) : drop(std::move(d)) {}
+    store::Result<std::unique_ptr<store::Maildrop>> drop;
   };
   Opened open_maildrop(const std::string& user);  // blocking: pool threads only
   // After the credentials were verified: opens the maildrop (unless `opened` already holds it) and
