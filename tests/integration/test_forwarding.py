@@ -289,7 +289,11 @@ def test_sighup_changes_delimiter_postmaster_and_default_quota(buzon):
     # [quota] over_quota reloads too: the full mailbox now bounces at once.
     srv.config["aliases"]["postmaster"] = "bob@example.com"
     srv.config["quota"]["over_quota"] = "permanent"
+    srv.config["smtp"]["max_hops"] = 3
     write_toml(srv.cfg_path, srv.config)
     reload(srv, "reload: address rules")
     out = swaks(srv, "carol@example.com", body=("x" * 70 + "\n") * 20)
     assert "552 5.2.2" in out, out
+    hops = "\n".join(f"Received: from h{i} by h{i + 1}; Fri, 27 Nov 2026 05:00:00 +0000" for i in range(3))
+    out = swaks(srv, "alice@example.com", headers=hops)
+    assert "<** 554 5.4.6" in out, out

@@ -169,6 +169,8 @@ TEST_F(AddressPolicy, LiveRulesReplaceTheReloadableFields) {
   policy_.delimiter = "+";
   EXPECT_EQ(targets("ana+x@example.com").verdict, RcptVerdict::unknown_user);
   EXPECT_EQ(with_rules(policy_, next).delimiter, "-");
+  next.max_hops = 7;
+  EXPECT_EQ(with_rules(policy_, next).max_hops, 7u);
   EXPECT_EQ(with_rules(policy_, next).live, nullptr);
 }
 

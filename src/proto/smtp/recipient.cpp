@@ -101,7 +101,8 @@ ResolvedRecipient mailbox_of(const auth::User& user, std::string address, const 
 }  // namespace
 
 AddressRules rules_of(const RecipientPolicy& p, bool over_quota_permanent) {
-  return AddressRules{p.delimiter, p.domain_aliases, p.postmaster, p.default_quota, p.domain_quota, over_quota_permanent};
+  return AddressRules{p.delimiter,    p.domain_aliases,      p.postmaster, p.default_quota,
+                      p.domain_quota, over_quota_permanent, p.max_hops};
 }
 
 RecipientPolicy with_rules(RecipientPolicy p, const AddressRules& rules) {
@@ -110,6 +111,7 @@ RecipientPolicy with_rules(RecipientPolicy p, const AddressRules& rules) {
   p.postmaster = rules.postmaster;
   p.default_quota = rules.default_quota;
   p.domain_quota = rules.domain_quota;
+  p.max_hops = rules.max_hops;
   p.live = nullptr;
   return p;
 }

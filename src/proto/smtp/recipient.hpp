@@ -51,9 +51,9 @@ struct Config;
 
 namespace buzon::smtp {
 
-// The parts of the address policy that SIGHUP changes ([smtp] recipient_delimiter, [aliases]
-// postmaster and domains, [quota] defaults and over_quota). The aliases file has its own reload
-// (auth::AliasFile); local_domains, the mail location and the user name rules need a restart.
+// The parts of the address policy that SIGHUP changes ([smtp] recipient_delimiter and max_hops,
+// [aliases] postmaster and domains, [quota] defaults and over_quota). The aliases file has its own
+// reload (auth::AliasFile); local_domains, the mail location and the user name rules need a restart.
 struct AddressRules {
   std::string delimiter = "+";
   std::map<std::string, std::string> domain_aliases;
@@ -61,6 +61,7 @@ struct AddressRules {
   store::maildir::QuotaLimits default_quota;
   std::map<std::string, store::maildir::QuotaLimits> domain_quota;
   bool over_quota_permanent = false;
+  unsigned max_hops = 50;
 };
 
 // The running AddressRules, swapped whole on SIGHUP; readers take a snapshot (THREADS: any).

@@ -844,7 +844,8 @@ asio::awaitable<void> Session::finish_message(ContentError content) {
       for (const auto& b : r.boxes)
         if (b.address != r.address) addresses.push_back(b.address);
     }
-    if (auto loop = check_loop(tx.body, addresses, cfg_.recipients.max_hops); loop.verdict != LoopVerdict::ok) {
+    const unsigned max_hops = cfg_.recipients.live ? cfg_.recipients.live->get()->max_hops : cfg_.recipients.max_hops;
+    if (auto loop = check_loop(tx.body, addresses, max_hops); loop.verdict != LoopVerdict::ok) {
       spdlog::info("{} message refused id={} peer={} reason=loop detail={}", lmtp() ? "lmtp" : "smtp", tx.id,
                    log_value(peer_), log_value(loop.detail));
       reply_all(Reply{554, Enhanced{4, 6}, "Error: mail loop detected"});  // 5.4.6 Routing loop detected
