@@ -31,6 +31,60 @@ void DotStuffer::end_line(std::string& out) {
 }
 
 void DotStuffer::feed(std::string_view raw, std::string& out) {
+  if (top_) {
+    feed_lines(raw, out);
+    return;
+  }
+  if (raw.empty() || finished_) return;
+  // RETR, the hot path of big messages (issue 6, workload 3): the same rules as feed_lines, written
+  // straight into `out`, sized once for the worst case (every octet a bare LF, or a '.' that starts
+  // a line: at most two out per one in, plus a CR held from the previous piece).
+  const std::size_t old = out.size();
+  out.resize_and_overwrite(old + 2 * raw.size() + 2, [&](char* base, std::size_t) {
+    char* o = base + old;
+    const char* p = raw.data();
+    const char* const end = p + raw.size();
+    if (pending_cr_) {
+      pending_cr_ = false;
+      if (*p == '\n') {  // CRLF split across pieces
+        ++p;
+        *o++ = '\r';
+        *o++ = '\n';
+        line_start_ = true;
+      } else {
+        *o++ = '\r';  // a bare CR does not end a line; pass it on
+        line_start_ = false;
+      }
+    }
+    while (p < end) {
+      if (line_start_ && *p == '.') *o++ = '.';  // RFC 1939 §3 byte-stuffing
+      const auto* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+      if (lf == nullptr) {
+        auto n = static_cast<std::size_t>(end - p);
+        if (p[n - 1] == '\r') {  // may be the first half of a CRLF: decide with the next octet
+          pending_cr_ = true;
+          --n;
+        }
+        std::memcpy(o, p, n);
+        o += n;
+        if (n != 0) line_start_ = false;
+        break;
+      }
+      auto n = static_cast<std::size_t>(lf - p);
+      if (n != 0 && p[n - 1] == '\r') --n;  // CRLF; else bare LF
+      std::memcpy(o, p, n);
+      o += n;
+      *o++ = '\r';
+      *o++ = '\n';
+      line_start_ = true;
+      p = lf + 1;
+    }
+    return static_cast<std::size_t>(o - base);
+  });
+}
+
+// The general form, line by line with TOP's accounting (header, blank line, n body lines).
+void DotStuffer::feed_lines(std::string_view raw, std::string& out) {
   while (!raw.empty() && !done()) {
     if (pending_cr_) {
       pending_cr_ = false;

@@ -40,6 +40,7 @@ class DotStuffer {
 
  private:
   void end_line(std::string& out);
+  void feed_lines(std::string_view raw, std::string& out);
 
   std::optional<std::uint64_t> top_;
   std::uint64_t body_lines_ = 0;
