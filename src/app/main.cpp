@@ -10,7 +10,7 @@
 
 int main(int argc, char** argv) {
   using namespace buzon::app;
-  CLI::App app{"buzon — a mail server: POP3 today, SMTP next"};
+  CLI::App app{"buzon — a mail server: POP3, SMTP (MX, submission, LMTP), outbound queue and relay"};
   app.require_subcommand(1);
   Options opt;
   if (const char* env = std::getenv("BUZON_CONFIG")) opt.config = env;
