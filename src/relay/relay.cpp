@@ -157,6 +157,9 @@ void Relay::stop() {
   // loop first, with the coroutines that refer to the relay); the scan loop keeps its own copy.
   if (timer_) timer_->cancel();
   timer_.reset();
+  // The parked connections too, for the same reason: their sockets and timers belong to the
+  // io_context (ASan/UBSan caught ~Relay cancelling an idle session's timer after the loop went).
+  idle_.clear();
 }
 
 void Relay::wake() {

@@ -117,6 +117,12 @@ class Relay {
   // Overrides the clock (tests).
   void set_clock(std::function<queue::TimePoint()> now) { now_ = std::move(now); }
   std::size_t in_flight() const { return inflight_.size(); }
+  // Connections parked for reuse (all hosts).
+  std::size_t idle_connections() const {
+    std::size_t n = 0;
+    for (const auto& [key, v] : idle_) n += v.size();
+    return n;
+  }
 
  private:
   struct Round;

@@ -433,6 +433,27 @@ TEST_F(RelayTest, BacklogBeyondTheInFlightCapDrainsWithoutWaitingForTheInterval)
 // The server destroys the relay's io_context before the relay (the coroutines that refer to the
 // relay go first). The relay's timer must not outlive the io_context: found by UBSan in
 // `make sanitize` (~Relay cancelled a timer whose service was gone), so this test is the
+// The server stops the relay's loop, then calls stop(), then destroys the loop before the relay:
+// connections parked for reuse must be gone by then (their timers belong to the loop).
+TEST_F(RelayTest, StopReleasesParkedConnections) {
+  opt.scan_interval = std::chrono::seconds(60);
+  auto relay = std::make_unique<Relay>(io.get_executor(),
+                                       Services{spool.get(), &resolver, &delivery, &directory, &pool}, opt);
+  relay->start();
+  for (int i = 0; i < 50 && io.run_one_for(std::chrono::milliseconds(20));) ++i;
+  enqueue("alice@a.test", {"bob@b.test"});
+  relay->wake();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while ((peer.messages.empty() || relay->in_flight() > 0) && std::chrono::steady_clock::now() < deadline)
+    io.run_one_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(peer.messages.size(), 1u);
+  ASSERT_EQ(relay->idle_connections(), 1u) << "the clean session was not parked for reuse";
+  relay->stop();
+  EXPECT_EQ(relay->idle_connections(), 0u);
+  for (int i = 0; i < 100 && io.run_one_for(std::chrono::milliseconds(20));) ++i;
+  relay.reset();
+}
+
 // regression test under ASan+UBSan.
 TEST_F(RelayTest, StoppedRelayOutlivesItsIoContext) {
   auto loop = std::make_unique<asio::io_context>();
