@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import HOST, Pop3Raw
+from conftest import HOST, SANITIZER, Pop3Raw
 
 SCALE = max(1, int(os.environ.get("BUZON_STRESS_SCALE", "1")))
 ATTACKER = "mallory@example.com"
@@ -408,7 +408,11 @@ def test_pipelining_flood_without_reading_keeps_memory_bounded(server):
           f"well-behaved client: {good.summary()}")
     assert all(s is not None for s in stalled_since[:1]), \
         "the RETR flooder never stalled: the server kept reading commands it could not answer"
-    assert growth < 50 * MIB, f"RSS grew {growth / MIB:.1f} MiB under a pipelining flood"
+    # Under ASan, RSS measures the sanitizer as much as buzon: freed blocks wait in its quarantine
+    # (256 MiB by default) before reuse, and shadow memory comes on top. The 50 MiB bound is the
+    # normal build's run of this test; a sanitizer run fails only beyond what the quarantine explains.
+    limit = 320 * MIB if SANITIZER.startswith("asan") else 50 * MIB
+    assert growth < limit, f"RSS grew {growth / MIB:.1f} MiB under a pipelining flood"
     assert not good.errors, f"well-behaved client failed during the flood: {good.errors[:3]}"
     assert good.latencies and max(good.latencies) < 2.0, f"well-behaved client delayed: {good.summary()}"
     assert srv.running()
