@@ -560,3 +560,43 @@ def test_hostile_user_names_are_refused(server):
     with srv.raw_login("victim", PW) as c:
         assert c.cmd("STAT").startswith(b"+OK 1 ")
         c.quit()
+
+
+# ---------------------------------------------------------------------------------------------
+# a 1 GiB DATA
+
+def test_one_gib_data_is_refused_and_memory_stays_bounded(buzon):
+    """A client that declares no SIZE streams 1 GiB of DATA (256 MiB under a sanitizer, which reads
+    ~10x slower). buzon stops keeping the message at max_message_size but reads on to the end of the
+    data (RFC 5321 §4.2.5: the reply comes after the data), answers 552 5.3.4, delivers nothing, and
+    the session goes on; its RSS grows by less than 50 MiB meanwhile."""
+    from smtp_support import SmtpRaw, smtp_server
+    total = (256 if SANITIZER else 1024) * MIB * SCALE
+    srv = smtp_server(buzon, smtp={"max_message_size": 10 * MIB})
+    c = SmtpRaw(srv.smtp_port)
+    c.sock.settimeout(120)
+    c.cmd("EHLO flood.example")
+    sampler = RssSampler(srv.proc.pid)
+    sampler.start()
+    c.send(b"MAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+    assert c.replies(3)[2].startswith(b"354")
+    line = b"x" * 998 + b"\r\n"
+    chunk = line * (MIB // len(line))
+    sent, t0 = 0, time.monotonic()
+    while sent < total:
+        c.sock.sendall(chunk)
+        sent += len(chunk)
+    c.send(b".\r\nNOOP\r\n")
+    replies = c.replies(2)
+    seconds = time.monotonic() - t0
+    growth = sampler.stop()
+    print(f"\n{sent / MIB:.0f} MiB of DATA in {seconds:.1f} s ({sent / MIB / seconds:.0f} MiB/s); "
+          f"server RSS growth {growth / MIB:.1f} MiB; replies {replies}")
+    assert replies[0].startswith(b"552 5.3.4"), replies
+    assert replies[1].startswith(b"250"), replies
+    limit = 320 * MIB if SANITIZER.startswith("asan") else 50 * MIB  # ASan: see the pipelining test
+    assert growth < limit, f"RSS grew {growth / MIB:.1f} MiB while 1 GiB of DATA streamed in"
+    maildir = srv.maildir("alice@example.com")
+    delivered = [p for d in ("new", "cur", "tmp") if (maildir / d).exists() for p in (maildir / d).iterdir()]
+    assert delivered == [], delivered
+    assert srv.running()
