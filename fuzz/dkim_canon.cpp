@@ -85,10 +85,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string body = dkim::relaxed_body(in);
   FUZZ_CHECK(body == reference_body(in), "relaxed_body equals the reference");
   FUZZ_CHECK(dkim::relaxed_body(body) == body, "relaxed_body is idempotent");
-  std::string lf;
-  for (std::size_t i = 0; i < in.size(); ++i)
-    if (!(in[i] == '\r' && i + 1 < in.size() && in[i + 1] == '\n')) lf.push_back(in[i]);
-  FUZZ_CHECK(dkim::relaxed_body(lf) == body, "CRLF and LF line ends canonicalize alike");
+  // The same body with LF line ends, where dropping the CR of each CRLF makes no new CRLF: in
+  // "\r\r\n" the first CR is data before the line end, but without the second one it would form
+  // a line end itself (the fuzzer found that the property, not the code, was wrong there).
+  if (in.find("\r\r\n") == std::string_view::npos) {
+    std::string lf;
+    for (std::size_t i = 0; i < in.size(); ++i)
+      if (!(in[i] == '\r' && i + 1 < in.size() && in[i + 1] == '\n')) lf.push_back(in[i]);
+    FUZZ_CHECK(dkim::relaxed_body(lf) == body, "CRLF and LF line ends canonicalize alike");
+  }
   if (!body.empty()) {
     FUZZ_CHECK(body.ends_with("\r\n") && !body.ends_with("\r\n\r\n") && body != "\r\n",
                "the body ends in one CRLF after a non-empty line");
