@@ -830,11 +830,6 @@ int Server::run() {
   if (d.relay) d.relay->stop();
   d.pool->stop();
   if (d.auth_pool) d.auth_pool->stop();
-  // Jobs still queued hold coroutine frames whose destruction posts to the event loop they came
-  // from: destroy them now, while every io_context (relay_io is a later member, destroyed first)
-  // still exists. (UBSan: a relay deliver_local job destroyed after relay_io, at shutdown.)
-  d.pool.reset();
-  d.auth_pool.reset();
   for (const auto& p : d.unix_socket_paths) ::unlink(p.c_str());
   spdlog::info("buzon stopped");
   return 0;
