@@ -71,10 +71,10 @@ class WorkerPool {
   }
 
   std::size_t pending() const { return pending_.load(std::memory_order_relaxed); }
-  void stop() {
-    pool_.stop();
-    pool_.join();
-  }
+  // Waits for the jobs already queued to finish (they are short: fsync, hashing, store calls), so
+  // none is left to be destroyed with the pool after the event loops it reports to (a queued job's
+  // destruction posts to its loop: UBSan caught a relay job destroyed after the relay's loop).
+  void stop() { pool_.join(); }
 
  private:
   asio::thread_pool pool_;
