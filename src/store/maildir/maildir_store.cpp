@@ -132,6 +132,17 @@ CachedReads probe_cached_reads(int fd) {
   return ::fstatfs(fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC ? CachedReads::memory : CachedReads::never;
 }
 
+// One read that never waits for the device, in `mode` (nowait or memory); offset -1 reads at, and
+// advances, the file position. nullopt: not now (EAGAIN: not cached) or an error read() reports.
+std::optional<std::size_t> read_cached(int fd, std::span<char> buf, off_t offset, CachedReads mode) {
+  struct iovec iov{buf.data(), buf.size()};
+  for (;;) {
+    const ssize_t n = ::preadv2(fd, &iov, 1, offset, mode == CachedReads::nowait ? RWF_NOWAIT : 0);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) return std::nullopt;
+  }
+}
+
 class MaildirReader final : public MessageReader {
  public:
   MaildirReader(UniqueFd fd, std::string what) : fd_(std::move(fd)), what_(std::move(what)) {}
@@ -145,12 +156,7 @@ class MaildirReader final : public MessageReader {
   std::optional<std::size_t> read_if_cached(std::span<char> buf) override {
     if (mode_ == CachedReads::unknown) mode_ = probe_cached_reads(fd_.get());
     if (mode_ == CachedReads::unknown || mode_ == CachedReads::never) return std::nullopt;
-    struct iovec iov{buf.data(), buf.size()};
-    for (;;) {
-      const ssize_t n = ::preadv2(fd_.get(), &iov, 1, -1, mode_ == CachedReads::nowait ? RWF_NOWAIT : 0);
-      if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno != EINTR) return std::nullopt;  // EAGAIN: not cached; an error: read() reports it
-    }
+    return read_cached(fd_.get(), buf, -1, mode_);
   }
 
  private:
@@ -567,19 +573,14 @@ bool MaildirMaildrop::read_if_cached(std::size_t index, std::string& out, std::s
   if (size > max) return false;
   if (m.cached_reads == CachedReads::unknown) m.cached_reads = probe_cached_reads(fd.get());
   if (m.cached_reads == CachedReads::unknown || m.cached_reads == CachedReads::never) return false;
-  const int flags = m.cached_reads == CachedReads::nowait ? RWF_NOWAIT : 0;
   // One octet more than the size, so a file that grew since fstat is seen (and left to the pool).
   out.resize_and_overwrite(size + 1, [](char*, std::size_t n) { return n; });
   std::size_t got = 0;
   while (got < out.size()) {
-    struct iovec iov{out.data() + got, out.size() - got};
-    const ssize_t n = ::preadv2(fd.get(), &iov, 1, static_cast<off_t>(got), flags);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
+    const auto n = read_cached(fd.get(), std::span<char>(out).subspan(got), static_cast<off_t>(got), m.cached_reads);
+    if (!n) return false;
+    if (*n == 0) break;
+    got += *n;
   }
   if (got != size) return false;
   out.resize(got);
